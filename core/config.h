@@ -1,0 +1,179 @@
+/* core/config.h — ringlb's configuration: loading YAML (libyaml), quick mode
+ * from the command line, defaults, and whole-file validation.
+ *
+ * The control thread owns a `struct config`: it is built at start-up (or on
+ * reload) and never changed afterwards; the snapshot that shards read is
+ * derived from it. Every limit has a default here and a line in
+ * docs/reference.md.
+ *
+ * Errors are reported as one line, "FILE:LINE: KEY: what was expected", in
+ * the caller's buffer; the first error found wins.
+ */
+#ifndef RLB_CONFIG_H
+#define RLB_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_NAME_MAX 64
+#define CONFIG_ERR_MAX 512
+#define CONFIG_POOLS_MAX 256
+#define CONFIG_BACKENDS_MAX 1024 /* per pool */
+#define CONFIG_LISTENERS_MAX 64
+#define CONFIG_ROUTES_MAX 1024
+#define CONFIG_KEY_LINES_MAX 48 /* size of struct config's private _key_lines */
+
+/* A socket address with its textual form as written. */
+struct config_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64]; /* "127.0.0.1:8080" or "[::1]:8080" */
+};
+
+struct config_listener {
+	struct config_addr addr;
+	uint32_t backlog; /* listen(2) backlog, default 4096 */
+	uint32_t _line;   /* private to config.c: line of `address`, 0 if not from a file */
+};
+
+struct config_backend {
+	struct config_addr addr;
+	uint32_t weight; /* 1..1000, default 1 */
+	uint32_t _line;  /* private to config.c: line of `address`, 0 if not from a file */
+};
+
+enum config_algorithm {
+	CONFIG_ALG_ROUND_ROBIN = 0,
+};
+
+struct config_pool {
+	char name[CONFIG_NAME_MAX];
+	enum config_algorithm algorithm;
+	uint32_t keepalive;            /* idle connections kept per backend per shard, default 64 */
+	uint64_t keepalive_timeout_ms; /* idle upstream connection lifetime, default 60s */
+	uint32_t retries;              /* extra tries on connect failure / reused-connection
+	                                  failure, default 1 */
+	size_t num_backends;
+	struct config_backend *backends; /* owned */
+	uint32_t _line; /* private to config.c: line of `name`, 0 if not from a file */
+};
+
+struct config_route {
+	char host[256];  /* exact host, "*.suffix", or empty for any */
+	char path[256];  /* path prefix, empty for any */
+	char pool[CONFIG_NAME_MAX];
+	uint32_t pool_index; /* resolved by validation */
+	uint32_t _line;      /* private to config.c: line of `pool`, 0 if not from a file */
+};
+
+struct config_timeouts {
+	uint64_t client_header_ms;     /* whole request head, default 10s: 408 */
+	uint64_t client_body_ms;       /* between two reads of a request body, default 60s: 408 */
+	uint64_t keepalive_ms;         /* idle client connection between requests, default 75s */
+	uint64_t send_ms;              /* a send to the client making no progress, default 60s */
+	uint64_t upstream_connect_ms;  /* connect to a backend, default 5s: then retry or 502/504 */
+	uint64_t upstream_response_ms; /* waiting for response bytes, default 60s: 504 */
+	uint64_t upstream_send_ms;     /* a send to a backend making no progress, default 60s */
+	uint64_t drain_ms;             /* graceful shutdown limit, default 30s */
+};
+
+struct config_limits {
+	uint32_t conns_max;          /* client connections per shard, default 10000 */
+	uint32_t upstream_conns_max; /* upstream connections per shard, default 10000 */
+	size_t request_line_bytes_max; /* default 8KiB: 414 beyond */
+	size_t header_bytes_max;     /* whole request head, default 16KiB: 431 beyond */
+	uint32_t headers_max;        /* header fields per message, default 100: 431 beyond */
+	uint64_t body_bytes_max;     /* request body, default 1GiB; 0 = unlimited: 413 beyond */
+	size_t response_header_bytes_max; /* response head from a backend, default 16KiB: 502 */
+};
+
+struct config_buffers {
+	uint32_t count;         /* provided buffers per shard, power of two, default 2048 */
+	size_t size;            /* bytes per buffer, default 16KiB, >= header_bytes_max */
+	size_t conn_bytes_max;  /* unsent bytes held per connection direction before
+	                           reading pauses, default 256KiB */
+	uint32_t ring_entries;  /* io_uring SQ entries per shard, power of two, default 4096 */
+};
+
+struct config_access_log {
+	bool enabled;
+	char path[512];          /* file path, or "-" or "stdout" */
+	uint32_t queue_entries;  /* per-shard queue of pending lines, default 4096 */
+};
+
+struct config {
+	char source[512]; /* file name, or "command line" */
+	uint32_t workers; /* 0 = auto (one per CPU) */
+	bool pin_workers; /* default true */
+	size_t num_listeners;
+	struct config_listener listeners[CONFIG_LISTENERS_MAX];
+	size_t num_pools;
+	struct config_pool pools[CONFIG_POOLS_MAX];
+	size_t num_routes;
+	struct config_route *routes; /* owned; if empty, all requests go to pools[0] */
+	struct config_timeouts timeouts;
+	struct config_limits limits;
+	struct config_buffers buffers;
+	struct config_access_log access_log;
+	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
+	/* Private to config.c: the line of each top-level and section key read
+	 * from a file (0 for a default or the command line), so that
+	 * config_validate can point cross-field errors at the file. */
+	uint32_t _key_lines[CONFIG_KEY_LINES_MAX];
+};
+
+/* config_defaults fills `cfg` with every default and no listeners, pools or
+ * routes; its source reads "command line" until a file is loaded. It does not
+ * free: call config_free first on a cfg that owns memory. */
+void config_defaults(struct config *cfg);
+
+/* config_load_file parses and validates the YAML file `path` into `cfg`
+ * (defaults first, then the file). Returns 1 on success; on failure returns
+ * 0, writes "FILE:LINE: KEY: expectation" into err[0..err_len), and leaves
+ * `cfg` safe to pass to config_free. */
+int config_load_file(struct config *cfg, const char *path, char *err, size_t err_len);
+
+/* config_load_string is config_load_file on an in-memory YAML document;
+ * `name` stands for the file name in error messages. */
+int config_load_string(struct config *cfg, const char *name, const char *yaml, size_t len,
+                       char *err, size_t err_len);
+
+/* config_parse_file and config_parse_string are config_load_file and
+ * config_load_string without the final config_validate, so that quick-mode
+ * listeners and backends can be merged into a file's configuration before
+ * the caller runs config_validate itself. Same returns and messages. */
+int config_parse_file(struct config *cfg, const char *path, char *err, size_t err_len);
+int config_parse_string(struct config *cfg, const char *name, const char *yaml, size_t len,
+                        char *err, size_t err_len);
+
+/* config_add_listener and config_add_backend build the quick-mode
+ * configuration ("--listen ADDR", "--backend ADDR"): backends go to a pool
+ * named "default", created on first use. Return 1, or 0 with a message. */
+int config_add_listener(struct config *cfg, const char *addr, char *err, size_t err_len);
+int config_add_backend(struct config *cfg, const char *addr, char *err, size_t err_len);
+
+/* config_validate checks the whole configuration (at least one listener and
+ * one pool with a backend, routes name existing pools, size relations such
+ * as header_bytes_max <= buffers.size) and resolves route pool indexes.
+ * Returns 1, or 0 with a message. */
+int config_validate(struct config *cfg, char *err, size_t err_len);
+
+/* config_free releases what `cfg` owns; safe on a zeroed or half-built cfg. */
+void config_free(struct config *cfg);
+
+/* config_parse_addr parses "HOST:PORT", "[V6]:PORT" or ":PORT" (any
+ * address) with a numeric host. Returns 1 or 0. */
+int config_parse_addr(const char *text, struct config_addr *out);
+
+/* config_parse_duration_ms parses "250ms", "2s", "5m", "1h" (a bare number
+ * means seconds). Returns 1 or 0. */
+int config_parse_duration_ms(const char *text, uint64_t *out_ms);
+
+/* config_parse_size parses "512", "16KiB", "4MiB", "1GiB" (also KB/MB/GB as
+ * powers of 1000, and k/m/g as powers of 1024). Returns 1 or 0. */
+int config_parse_size(const char *text, uint64_t *out_bytes);
+
+#endif

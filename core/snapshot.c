@@ -1,0 +1,164 @@
+/* core/snapshot.c — building, publishing and reading snapshots. */
+#include "core/snapshot.h"
+
+#include "core/common.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <urcu-qsbr.h>
+
+static struct snapshot *current_snapshot;
+
+static int32_t registry_uid(struct uid_registry *reg, const char *pool, const char *addr)
+{
+	char key[sizeof(reg->keys[0])];
+
+	snprintf(key, sizeof(key), "%s/%s", pool, addr);
+	for (uint32_t i = 0; i < reg->num; i++)
+		if (strcmp(reg->keys[i], key) == 0)
+			return (int32_t)i;
+	if (reg->num == SNAPSHOT_UIDS_MAX)
+		return -1;
+	memcpy(reg->keys[reg->num], key, sizeof(key));
+	return (int32_t)reg->num++;
+}
+
+static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct uid_registry *reg,
+                      char *err, size_t err_len)
+{
+	snprintf(sp->name, sizeof(sp->name), "%s", cp->name);
+	sp->keepalive = cp->keepalive;
+	sp->keepalive_timeout_ms = cp->keepalive_timeout_ms;
+	sp->retries = cp->retries;
+	sp->lb.ops = &balancer_round_robin;
+	sp->lb.num_backends = (uint32_t)cp->num_backends;
+	sp->lb.backends = rlb_xcalloc(cp->num_backends, sizeof(struct lb_backend));
+	for (size_t i = 0; i < cp->num_backends; i++) {
+		struct lb_backend *b = &sp->lb.backends[i];
+		int32_t uid = registry_uid(reg, cp->name, cp->backends[i].addr.text);
+
+		if (uid < 0) {
+			snprintf(err, err_len, "more than %d distinct backends since start-up; restart ringlb",
+			         SNAPSHOT_UIDS_MAX);
+			return 0;
+		}
+		b->uid = (uint32_t)uid;
+		b->weight = cp->backends[i].weight;
+		b->addr = cp->backends[i].addr.ss;
+		b->addr_len = cp->backends[i].addr.len;
+		snprintf(b->name, sizeof(b->name), "%s", cp->backends[i].addr.text);
+	}
+	if (!sp->lb.ops->build(&sp->lb)) {
+		snprintf(err, err_len, "pool %s: out of memory building the balancer", cp->name);
+		return 0;
+	}
+	return 1;
+}
+
+static void build_route(struct snap_route *sr, const struct config_route *cr)
+{
+	const char *h = cr->host;
+
+	if (h[0] == '*' && h[1] == '.') {
+		sr->host_suffix = true;
+		h++; /* keep the dot: "*.example.com" matches "a.example.com" only */
+	}
+	for (size_t i = 0; h[i] != '\0' && i + 1 < sizeof(sr->host); i++)
+		sr->host[i] = (char)tolower((unsigned char)h[i]);
+	sr->host_len = strlen(sr->host);
+	snprintf(sr->path, sizeof(sr->path), "%s", cr->path);
+	sr->path_len = strlen(sr->path);
+	sr->pool = cr->pool_index;
+}
+
+struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *reg,
+                                uint64_t version, char *err, size_t err_len)
+{
+	struct snapshot *s = rlb_xcalloc(1, sizeof(*s));
+
+	s->version = version;
+	s->timeouts = cfg->timeouts;
+	s->body_bytes_max = cfg->limits.body_bytes_max;
+	s->num_pools = (uint32_t)cfg->num_pools;
+	s->pools = rlb_xcalloc(cfg->num_pools, sizeof(*s->pools));
+	for (size_t i = 0; i < cfg->num_pools; i++) {
+		if (!build_pool(&s->pools[i], &cfg->pools[i], reg, err, err_len)) {
+			snapshot_free(s);
+			return NULL;
+		}
+	}
+	s->num_routes = (uint32_t)cfg->num_routes;
+	s->routes = rlb_xcalloc(cfg->num_routes, sizeof(*s->routes));
+	for (size_t i = 0; i < cfg->num_routes; i++)
+		build_route(&s->routes[i], &cfg->routes[i]);
+	return s;
+}
+
+void snapshot_free(struct snapshot *s)
+{
+	if (s == NULL)
+		return;
+	for (uint32_t i = 0; i < s->num_pools; i++) {
+		if (s->pools[i].lb.ops != NULL)
+			s->pools[i].lb.ops->release(&s->pools[i].lb);
+		free(s->pools[i].lb.backends);
+		s->pools[i].lb.backends = NULL;
+	}
+	free(s->pools);
+	s->pools = NULL;
+	free(s->routes);
+	s->routes = NULL;
+	free(s);
+}
+
+struct snapshot *snapshot_publish(struct snapshot *s)
+{
+	struct snapshot *old = current_snapshot;
+
+	rcu_assign_pointer(current_snapshot, s);
+	return old;
+}
+
+const struct snapshot *snapshot_current(void)
+{
+	return rcu_dereference(current_snapshot);
+}
+
+static bool host_matches(const struct snap_route *r, struct h1_str host)
+{
+	const char *h;
+
+	if (r->host_len == 0)
+		return true;
+	if (!r->host_suffix) {
+		if (host.len != r->host_len)
+			return false;
+		h = host.ptr;
+	} else {
+		/* ".example.com" needs at least one label before it. */
+		if (host.len <= r->host_len)
+			return false;
+		h = host.ptr + host.len - r->host_len;
+	}
+	for (size_t i = 0; i < r->host_len; i++)
+		if (tolower((unsigned char)h[i]) != r->host[i])
+			return false;
+	return true;
+}
+
+int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path)
+{
+	if (s->num_routes == 0)
+		return s->num_pools > 0 ? 0 : -1;
+	for (uint32_t i = 0; i < s->num_routes; i++) {
+		const struct snap_route *r = &s->routes[i];
+
+		if (!host_matches(r, host))
+			continue;
+		if (r->path_len > 0 &&
+		    (path.len < r->path_len || memcmp(path.ptr, r->path, r->path_len) != 0))
+			continue;
+		return (int32_t)r->pool;
+	}
+	return -1;
+}

@@ -1,0 +1,79 @@
+/* core/snapshot.h — the immutable configuration snapshot that shards read.
+ *
+ * The control thread builds a snapshot from a validated `struct config`
+ * and publishes it with rcu_assign_pointer (liburcu QSBR). Shards read the
+ * current one with snapshot_current() between two quiescent states and
+ * must not keep pointers into it across loop turns: they keep indexes and
+ * backend uids instead, and look the snapshot up again (its `version` tells
+ * whether indexes are still valid).
+ *
+ * Backend uids are stable across snapshots (the registry maps "pool/address"
+ * to a uid) so that per-shard state indexed by uid — idle upstream
+ * connections — survives a reload.
+ */
+#ifndef RLB_SNAPSHOT_H
+#define RLB_SNAPSHOT_H
+
+#include "balancer/balancer.h"
+#include "core/config.h"
+#include "core/h1.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SNAPSHOT_UIDS_MAX 16384 /* distinct backends over the process life */
+
+struct snap_route {
+	char host[256];   /* lower-case; "" = any */
+	bool host_suffix; /* host was "*.suffix": host holds ".suffix" */
+	char path[256];   /* prefix; "" = any */
+	size_t host_len, path_len;
+	uint32_t pool;
+};
+
+struct snap_pool {
+	char name[CONFIG_NAME_MAX];
+	struct lb_pool lb;
+	uint32_t keepalive;
+	uint64_t keepalive_timeout_ms;
+	uint32_t retries;
+};
+
+struct snapshot {
+	uint64_t version;
+	uint32_t num_pools;
+	struct snap_pool *pools;
+	uint32_t num_routes;
+	struct snap_route *routes;
+	struct config_timeouts timeouts;
+	uint64_t body_bytes_max;
+};
+
+/* Maps backend identities to uids. Control thread only. */
+struct uid_registry {
+	char keys[SNAPSHOT_UIDS_MAX][CONFIG_NAME_MAX + 72];
+	uint32_t num;
+};
+
+/* snapshot_build makes a snapshot from `cfg` (validated). Returns NULL with
+ * a message in err on failure (uid space exhausted, out of memory). */
+struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *reg,
+                                uint64_t version, char *err, size_t err_len);
+
+/* snapshot_free frees `s` and everything it owns; NULL is fine. Call only
+ * after a grace period (synchronize_rcu). */
+void snapshot_free(struct snapshot *s);
+
+/* snapshot_publish makes `s` current and returns the previous one, which
+ * the caller frees after synchronize_rcu(). Control thread. */
+struct snapshot *snapshot_publish(struct snapshot *s);
+
+/* snapshot_current returns the current snapshot. Shard threads, while
+ * RCU-online; the result is valid until the next quiescent state. */
+const struct snapshot *snapshot_current(void);
+
+/* snapshot_route returns the pool index for a request to `host` (port
+ * already stripped) and `path`, or -1 when no route matches. */
+int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path);
+
+#endif

@@ -1,0 +1,242 @@
+/* core/conn.h — client connections, upstream connections and the shard
+ * that owns them.
+ *
+ * Ownership: a shard owns two slabs, one of `struct conn` (client side) and
+ * one of `struct upconn` (backend side), sized from configuration at
+ * start-up; nothing on the request path allocates. A slot is reused only
+ * when no operation is in flight on it (`ops` == 0); its generation goes up
+ * on every reuse and is part of each operation's user_data, so a completion
+ * for an earlier user is recognised.
+ *
+ * Buffers: a client connection's unconsumed request bytes live in `in`; the
+ * response bytes from its backend live in the client connection's `rin`
+ * (not in the upstream connection), so an upstream connection can go back
+ * to its pool, or die, while the client is still being sent its response.
+ *
+ * Thread: everything here is shard-local.
+ */
+#ifndef RLB_CONN_H
+#define RLB_CONN_H
+
+#include "balancer/balancer.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/config.h"
+#include "core/h1.h"
+#include "core/ring.h"
+#include "core/timer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONN_IOV_MAX 16
+#define CONN_HEADERS_MAX 1024 /* the array size; limits.headers_max <= this */
+
+/* Operations, the low byte of user_data. */
+enum op {
+	OP_ACCEPT = 1, /* slot = listener index, gen = 0 */
+	OP_CRECV,
+	OP_CSEND,
+	OP_CCANCEL,
+	OP_URECV,
+	OP_USEND,
+	OP_UCONNECT,
+	OP_UCANCEL,
+};
+
+enum conn_state {
+	CONN_FREE = 0, /* in the free list */
+	CONN_IDLE,     /* between requests: waiting for the first byte (keepalive timer) */
+	CONN_HEAD,     /* reading a request head (client_header timer) */
+	CONN_PROXY,    /* a request is proxied; see req_phase and resp_phase */
+	CONN_LOCAL,    /* sending a response ringlb made (an error page) */
+	CONN_LINGER,   /* final response sent, write side shut: draining input until EOF */
+	CONN_CLOSING,  /* shut down; waiting for in-flight operations to end (transient) */
+};
+
+enum req_phase {
+	REQ_BODY = 0, /* body bytes still to be received or classified */
+	REQ_DONE,     /* the whole request has been received (maybe not yet sent) */
+};
+
+enum resp_phase {
+	RESP_CONNECT = 0, /* getting an upstream connection */
+	RESP_HEAD,        /* waiting for / parsing the response head */
+	RESP_BODY,        /* forwarding the body */
+	RESP_DONE,        /* the whole response has been received */
+};
+
+struct upconn;
+
+/* Why an upstream connection failed, as the client side needs to know. */
+enum up_fail {
+	UPF_CONNECT = 0,     /* connect refused or failed: nothing was sent */
+	UPF_CONNECT_TIMEOUT, /* connect timed out: nothing was sent */
+	UPF_STALE,           /* a reused connection died before any response byte */
+	UPF_IO,              /* reset, or closed in the middle of the response */
+	UPF_TIMEOUT,         /* no response within upstream_response / upstream_send */
+};
+
+struct conn {
+	uint32_t gen;
+	int fd;
+	uint8_t state;     /* enum conn_state */
+	uint8_t ops;       /* operations in flight on fd */
+	uint8_t req_phase; /* enum req_phase */
+	uint8_t resp_phase; /* enum resp_phase */
+	bool recv_on;      /* a multishot recv is armed */
+	bool recv_stop;    /* its cancellation was requested */
+	bool recv_eof;     /* the client closed its write side */
+	bool send_on;      /* a send is in flight */
+	bool starved;      /* waiting for provided buffers (ENOBUFS) */
+	bool close_after;  /* close once the current response is sent */
+	bool http10;
+	bool keep_alive;   /* the client asked to keep the connection */
+	bool head_req;
+	bool resp_started; /* some of the response went to the client */
+	bool up_reusable;  /* the upstream connection may go back to its pool */
+	bool resp_dechunk; /* strip chunked framing (HTTP/1.0 client) */
+	bool retried_reuse; /* already retried after a stale pooled connection */
+	bool idempotent;
+	bool retry_pending; /* get another upstream connection once c->up is gone */
+	bool retry_fresh;   /* ... a new one, not from the idle pool */
+	bool resp_aborted;  /* the response was cut: close without lingering */
+
+	struct bufq in;  /* request bytes from the client */
+	struct bufq rin; /* response bytes from the backend */
+	struct h1_scan scan;
+	struct timer timer;
+
+	/* the current request */
+	uint32_t pool;
+	uint64_t snap_version;
+	uint32_t tries;
+	uint64_t tried;         /* lb_ctx.exclude */
+	int32_t req_head;       /* hpool index of the head sent upstream, or -1 */
+	uint32_t req_head_len, req_head_sent;
+	uint8_t req_body;       /* enum h1_body */
+	uint64_t req_left;      /* Content-Length bytes not yet classified */
+	uint64_t req_fwd;       /* classified body bytes at the front of `in` */
+	uint64_t req_total;     /* body bytes received */
+	struct h1_chunked req_chunk;
+	struct upconn *up;
+
+	/* the current response */
+	const char *local;      /* a constant response being sent, or NULL */
+	uint32_t local_len, local_sent;
+	int32_t resp_head;      /* hpool index of the head sent to the client, or -1 */
+	uint32_t resp_head_len, resp_head_sent;
+	uint8_t resp_body;      /* enum h1_body */
+	uint64_t resp_left;
+	uint64_t resp_fwd;      /* classified body bytes at the front of `rin` */
+	struct h1_scan rscan;
+	struct h1_chunked resp_chunk;
+	uint64_t send_inflight; /* bytes of the send in flight */
+
+	/* for the access log */
+	int status;
+	uint64_t bytes_out;
+	uint64_t t_start_ms;
+	uint32_t backend_uid;
+	char method[16];
+	char target[200];
+	char peer[48];
+
+	struct iovec iov[CONN_IOV_MAX];
+	struct msghdr msg;
+	struct conn *starved_next;
+};
+
+enum upconn_state {
+	UP_FREE = 0,
+	UP_CONNECTING, /* connect in flight (upstream_connect timer) */
+	UP_ACTIVE,     /* serving a client request */
+	UP_IDLE,       /* in its backend's idle pool (keepalive_timeout timer) */
+	UP_CLOSING,    /* shut down; waiting for in-flight operations (transient) */
+};
+
+struct upconn {
+	uint32_t gen;
+	int fd;
+	uint8_t state; /* enum upconn_state */
+	uint8_t ops;
+	bool recv_on, recv_stop, send_on, starved;
+	bool got_bytes;   /* received response bytes for the current request */
+	uint32_t requests; /* requests sent on this connection */
+	uint32_t backend_uid;
+	uint32_t pool;
+	uint64_t idle_timeout_ms;
+	struct conn *client; /* the client it serves (UP_ACTIVE) */
+	struct timer timer;
+	struct upconn *idle_next, *idle_prev;
+	uint64_t send_inflight;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	struct iovec iov[CONN_IOV_MAX];
+	struct msghdr msg;
+	struct upconn *starved_next;
+};
+
+/* Per backend uid: the idle connections of one shard, most recent first. */
+struct idle_list {
+	struct upconn *head;
+	uint32_t count;
+};
+
+/* Counters one shard writes; readers sum across shards. */
+struct shard_stats {
+	uint64_t accepted, refused_full, requests, responses[6];
+	uint64_t parse_errors, upstream_connects, upstream_reused, upstream_errors;
+	uint64_t retries, timeouts, stale_cqes, log_dropped;
+} __attribute__((aligned(RLB_CACHELINE)));
+
+/* Access-log queue: single producer (the shard), single consumer (the
+ * control thread). */
+#define ALOG_LINE_MAX 512
+struct alog_queue {
+	_Atomic uint32_t head; /* next to write (producer) */
+	_Atomic uint32_t tail; /* next to read (consumer) */
+	uint32_t mask;
+	char (*lines)[ALOG_LINE_MAX];
+};
+
+struct shard {
+	uint32_t id;
+	int cpu; /* pinned CPU, or -1 */
+	pthread_t thread;
+	const struct config *cfg; /* boot configuration; immutable */
+	struct ring ring;
+	struct timer_wheel wheel;
+	struct hpool heads;
+	uint64_t now_ms;
+	int listen_fds[CONFIG_LISTENERS_MAX];
+	uint32_t num_listeners;
+
+	struct conn *conns;
+	uint32_t *conn_free;
+	uint32_t conn_nfree;
+	uint32_t conns_active;
+	struct upconn *ups;
+	uint32_t *up_free;
+	uint32_t up_nfree;
+	struct idle_list *idle; /* [SNAPSHOT_UIDS_MAX] */
+	struct lb_local lb_local[CONFIG_POOLS_MAX];
+	uint64_t lb_version;
+
+	struct conn *starved;      /* client connections waiting for buffers */
+	struct upconn *up_starved; /* upstream connections waiting for buffers */
+	struct h1_header headers[CONN_HEADERS_MAX]; /* parse scratch */
+	struct h1_limits req_limits, resp_limits;
+	struct h1_chunked_limits chunk_limits;
+
+	bool draining;
+	uint64_t drain_deadline_ms;
+	struct alog_queue alog;
+	struct shard_stats stats;
+	char err[256];
+	int exit_status;
+};
+
+#endif

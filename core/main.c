@@ -1,0 +1,418 @@
+/* core/main.c — the command line, start-up, and the control thread.
+ *
+ * The main thread becomes the control thread once the shards run: it waits
+ * for signals (SIGTERM/SIGINT: graceful stop; SIGHUP: reload), writes the
+ * access log lines the shards queue, and publishes new snapshots. It never
+ * touches a shard's state directly.
+ */
+#include "core/config.h"
+#include "core/demo.h"
+#include "core/log.h"
+#include "core/ring.h"
+#include "core/shard.h"
+#include "core/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu-qsbr.h>
+
+#define RINGLB_VERSION "0.1.0"
+
+enum exit_code { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
+
+struct options {
+	const char *config_path;
+	bool test_only;
+	bool demo;
+	const char *workers;
+	const char *access_log;
+	const char *log_level;
+	const char *listen[CONFIG_LISTENERS_MAX];
+	int num_listen;
+	const char *backend[CONFIG_BACKENDS_MAX];
+	int num_backend;
+};
+
+struct control {
+	struct config *cfg;
+	const char *config_path;
+	struct uid_registry *reg;
+	struct shard *shards;
+	uint32_t num_shards;
+	uint64_t version;
+	int alog_fd;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: ringlb [-c FILE] [-t] [options]\n"
+	        "       ringlb --listen ADDR --backend ADDR [--backend ADDR ...] [options]\n"
+	        "       ringlb demo [--listen ADDR]\n"
+	        "\n"
+	        "  -c, --config FILE     run with the YAML configuration FILE\n"
+	        "  -t, --test            check the configuration and exit (0 = valid)\n"
+	        "      --listen ADDR     quick mode: listen on ADDR (e.g. 127.0.0.1:8080)\n"
+	        "      --backend ADDR    quick mode: add a backend (round robin)\n"
+	        "      --workers N|auto  shard threads (default: one per CPU)\n"
+	        "      --access-log PATH write an access log to PATH (or 'stdout')\n"
+	        "      --log-level L     error, warn, info (default) or debug\n"
+	        "  -v, --version         print the version\n"
+	        "  -h, --help            this text\n"
+	        "\n"
+	        "Signals: SIGTERM/SIGINT stop gracefully (timeouts.drain), SIGHUP reloads -c FILE.\n"
+	        "Reference: docs/reference.md\n");
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longs[] = {
+		{"config", required_argument, NULL, 'c'},  {"test", no_argument, NULL, 't'},
+		{"listen", required_argument, NULL, 'L'},  {"backend", required_argument, NULL, 'B'},
+		{"workers", required_argument, NULL, 'W'}, {"access-log", required_argument, NULL, 'A'},
+		{"log-level", required_argument, NULL, 'V'}, {"version", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	if (argc > 1 && strcmp(argv[1], "demo") == 0) {
+		o->demo = true;
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
+	while ((ch = getopt_long(argc, argv, "c:tvh", longs, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->config_path = optarg; break;
+		case 't': o->test_only = true; break;
+		case 'W': o->workers = optarg; break;
+		case 'A': o->access_log = optarg; break;
+		case 'V': o->log_level = optarg; break;
+		case 'v': printf("ringlb %s\n", RINGLB_VERSION); exit(EXIT_OK);
+		case 'h': usage(stdout); exit(EXIT_OK);
+		case 'L':
+			if (o->num_listen == CONFIG_LISTENERS_MAX)
+				return 0;
+			o->listen[o->num_listen++] = optarg;
+			break;
+		case 'B':
+			if (o->num_backend == CONFIG_BACKENDS_MAX)
+				return 0;
+			o->backend[o->num_backend++] = optarg;
+			break;
+		default: return 0;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "ringlb: unexpected argument '%s'\n", argv[optind]);
+		return 0;
+	}
+	if (o->config_path != NULL && (o->num_listen > 0 || o->num_backend > 0 || o->demo)) {
+		fprintf(stderr, "ringlb: --listen/--backend/demo cannot be combined with -c\n");
+		return 0;
+	}
+	if (o->demo && o->num_backend > 0) {
+		fprintf(stderr, "ringlb: demo brings its own backends; drop --backend\n");
+		return 0;
+	}
+	if (o->config_path == NULL && !o->demo && o->num_backend == 0) {
+		fprintf(stderr, "ringlb: nothing to do: give -c FILE, or --listen and --backend\n");
+		return 0;
+	}
+	return 1;
+}
+
+/* apply_overrides applies the flags that may modify any configuration. */
+static int apply_overrides(struct config *cfg, const struct options *o, char *err, size_t len)
+{
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+
+	if (o->workers != NULL) {
+		char *end;
+		unsigned long n = strtoul(o->workers, &end, 10);
+
+		if (strcmp(o->workers, "auto") == 0)
+			cfg->workers = 0;
+		else if (*end != '\0' || n < 1 || n > 1024) {
+			snprintf(err, len, "--workers: expected auto or 1..1024, got \"%s\"", o->workers);
+			return 0;
+		} else
+			cfg->workers = (uint32_t)n;
+	}
+	if (o->access_log != NULL) {
+		cfg->access_log.enabled = strcmp(o->access_log, "off") != 0;
+		snprintf(cfg->access_log.path, sizeof(cfg->access_log.path), "%s", o->access_log);
+	}
+	if (o->log_level != NULL) {
+		int i;
+
+		for (i = 0; i < 4 && strcmp(levels[i], o->log_level) != 0; i++)
+			;
+		if (i == 4) {
+			snprintf(err, len, "--log-level: expected error, warn, info or debug");
+			return 0;
+		}
+		cfg->log_level = i;
+	}
+	return 1;
+}
+
+static int build_config(struct config *cfg, const struct options *o, char *err, size_t len)
+{
+	if (o->config_path != NULL) {
+		if (!config_load_file(cfg, o->config_path, err, len))
+			return 0;
+		return apply_overrides(cfg, o, err, len) && config_validate(cfg, err, len);
+	}
+	config_defaults(cfg);
+	snprintf(cfg->source, sizeof(cfg->source), "command line");
+	for (int i = 0; i < o->num_listen; i++)
+		if (!config_add_listener(cfg, o->listen[i], err, len))
+			return 0;
+	if (o->demo) {
+		struct config_addr origins[3];
+
+		if (o->num_listen == 0 && !config_add_listener(cfg, "127.0.0.1:8080", err, len))
+			return 0;
+		if (!demo_start_origins(3, origins, err, len))
+			return 0;
+		for (int i = 0; i < 3; i++)
+			if (!config_add_backend(cfg, origins[i].text, err, len))
+				return 0;
+	}
+	for (int i = 0; i < o->num_backend; i++)
+		if (!config_add_backend(cfg, o->backend[i], err, len))
+			return 0;
+	return apply_overrides(cfg, o, err, len) && config_validate(cfg, err, len);
+}
+
+/* raise_nofile lifts the soft open-files limit to the hard one: every
+ * client and upstream connection is a descriptor. */
+static void raise_nofile(const struct config *cfg, uint32_t workers)
+{
+	struct rlimit rl;
+	uint64_t need = (uint64_t)workers * (cfg->limits.conns_max + cfg->limits.upstream_conns_max) +
+	                64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		rlb_log(LOG_INFO,
+		        "open-files limit %llu is below what the limits allow (%llu); connections "
+		        "beyond it are refused: raise ulimit -n or lower limits.conns_max",
+		        (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+}
+
+static uint32_t count_workers(const struct config *cfg)
+{
+	cpu_set_t set;
+
+	if (cfg->workers > 0)
+		return cfg->workers;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (uint32_t)CPU_COUNT(&set);
+	return 1;
+}
+
+static int open_access_log(const struct config *cfg)
+{
+	const char *p = cfg->access_log.path;
+
+	if (!cfg->access_log.enabled)
+		return -1;
+	if (strcmp(p, "stdout") == 0 || strcmp(p, "-") == 0)
+		return dup(STDOUT_FILENO);
+	return open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+/* drain_logs writes the queued access-log lines of every shard, batched
+ * into few write(2) calls. Runs on the control thread only. */
+static void drain_logs(void *arg)
+{
+	struct control *ctl = arg;
+	char batch[65536];
+	size_t used = 0;
+
+	if (ctl->alog_fd < 0 || ctl->shards == NULL)
+		return;
+	for (uint32_t i = 0; i < ctl->num_shards; i++) {
+		for (;;) {
+			size_t n;
+
+			if (sizeof(batch) - used < ALOG_LINE_MAX) {
+				if (write(ctl->alog_fd, batch, used) < 0)
+					rlb_log(LOG_WARN, "access log: %s", strerror(errno));
+				used = 0;
+			}
+			n = shard_alog_pop(&ctl->shards[i], batch + used, sizeof(batch) - used);
+			if (n == 0)
+				break;
+			used += n;
+		}
+	}
+	if (used > 0 && write(ctl->alog_fd, batch, used) < 0)
+		rlb_log(LOG_WARN, "access log: %s", strerror(errno));
+}
+
+/* reload loads the configuration file again and publishes the routes,
+ * pools and backends it describes. What shards sized at start-up (workers,
+ * listeners, buffers, limits, client timeouts) needs a restart. A file that
+ * does not load is refused and the running configuration stays. */
+static void reload(struct control *ctl)
+{
+	struct config *next = rlb_xcalloc(1, sizeof(*next));
+	char err[CONFIG_ERR_MAX];
+	struct snapshot *snap, *old;
+
+	if (ctl->config_path == NULL) {
+		rlb_log(LOG_WARN, "SIGHUP ignored: no configuration file (-c) to reload");
+		free(next);
+		return;
+	}
+	if (!config_load_file(next, ctl->config_path, err, sizeof(err))) {
+		rlb_log(LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
+		config_free(next);
+		free(next);
+		return;
+	}
+	snap = snapshot_build(next, ctl->reg, ++ctl->version, err, sizeof(err));
+	if (snap == NULL) {
+		rlb_log(LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
+		config_free(next);
+		free(next);
+		return;
+	}
+	old = snapshot_publish(snap);
+	synchronize_rcu(); /* every shard has passed a quiescent state */
+	snapshot_free(old);
+	config_free(next);
+	free(next);
+	rlb_log(LOG_INFO, "configuration reloaded from %s (version %llu)", ctl->config_path,
+	        (unsigned long long)ctl->version);
+}
+
+static int control_loop(struct control *ctl)
+{
+	sigset_t set;
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+	bool stopping = false;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	while (!shard_all_exited()) {
+		int sig = sigtimedwait(&set, NULL, &tick);
+
+		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+			rlb_log(LOG_INFO, "%s: stopping; in-flight requests have %llu ms",
+			        sig == SIGTERM ? "SIGTERM" : "SIGINT",
+			        (unsigned long long)ctl->cfg->timeouts.drain_ms);
+			shard_request_stop();
+			stopping = true;
+		} else if (sig == SIGHUP && !stopping) {
+			reload(ctl);
+		}
+		drain_logs(ctl);
+	}
+	return shard_join_all(ctl->shards, ctl->num_shards, drain_logs, ctl);
+}
+
+static int run(struct config *cfg, const char *config_path)
+{
+	struct control ctl = {.cfg = cfg, .config_path = config_path, .alog_fd = -1};
+	char err[CONFIG_ERR_MAX];
+	struct snapshot *snap;
+	sigset_t set;
+	int status;
+
+	if (!ring_probe(err, sizeof(err))) {
+		fprintf(stderr, "ringlb: cannot start: %s\n", err);
+		return EXIT_START;
+	}
+	ctl.num_shards = count_workers(cfg);
+	raise_nofile(cfg, ctl.num_shards);
+	ctl.reg = rlb_xcalloc(1, sizeof(*ctl.reg));
+	snap = snapshot_build(cfg, ctl.reg, ++ctl.version, err, sizeof(err));
+	if (snap == NULL) {
+		fprintf(stderr, "ringlb: %s\n", err);
+		free(ctl.reg);
+		return EXIT_CONFIG;
+	}
+	snapshot_publish(snap);
+	ctl.alog_fd = open_access_log(cfg);
+	if (cfg->access_log.enabled && ctl.alog_fd < 0) {
+		fprintf(stderr, "ringlb: access log %s: %s\n", cfg->access_log.path, strerror(errno));
+		snapshot_free(snapshot_publish(NULL));
+		free(ctl.reg);
+		return EXIT_CONFIG;
+	}
+	/* Shards inherit this mask: signals reach only the control thread. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ctl.shards = shard_start_all(cfg, ctl.num_shards, err, sizeof(err));
+	if (ctl.shards == NULL) {
+		fprintf(stderr, "ringlb: cannot start: %s\n", err);
+		status = EXIT_START;
+	} else {
+		for (size_t i = 0; i < cfg->num_listeners; i++)
+			rlb_log(LOG_INFO, "listening on %s (%u workers)", cfg->listeners[i].addr.text,
+			        ctl.num_shards);
+		status = control_loop(&ctl) == 0 ? EXIT_OK : EXIT_START;
+		ctl.shards = NULL;
+		rlb_log(LOG_INFO, "stopped");
+	}
+	synchronize_rcu();
+	snapshot_free(snapshot_publish(NULL));
+	if (ctl.alog_fd >= 0)
+		close(ctl.alog_fd);
+	free(ctl.reg);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct config *cfg = rlb_xcalloc(1, sizeof(*cfg));
+	char err[CONFIG_ERR_MAX];
+	int status;
+
+	if (!parse_args(argc, argv, &o)) {
+		usage(stderr);
+		free(cfg);
+		return EXIT_USAGE;
+	}
+	if (!build_config(cfg, &o, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		config_free(cfg);
+		free(cfg);
+		return EXIT_CONFIG;
+	}
+	if (o.test_only) {
+		printf("ringlb: configuration %s is ok\n", cfg->source);
+		config_free(cfg);
+		free(cfg);
+		return EXIT_OK;
+	}
+	rlb_log_level = cfg->log_level;
+	status = run(cfg, o.config_path);
+	config_free(cfg);
+	free(cfg);
+	return status;
+}

@@ -1,0 +1,1172 @@
+/* core/proxy.c — client connections and the HTTP/1.1 transaction.
+ *
+ * A client connection is a state machine (enum conn_state) driven by one
+ * function, conn_step, which runs until the connection must wait for I/O.
+ * While a request is proxied (CONN_PROXY) two streams move at once:
+ *
+ *   request:  client --recv--> c->in  --classify--> req_fwd --send--> backend
+ *   response: backend --recv--> c->rin --classify--> resp_fwd --send--> client
+ *
+ * "Classify" runs the body framing (Content-Length countdown or the chunked
+ * decoder) over newly arrived bytes, so the proxy always knows where a
+ * message ends and never forwards a byte of the next pipelined request or
+ * of a backend's garbage. Bytes are sent straight from the receive buffers
+ * and released when the send that carried them completes.
+ *
+ * Backpressure: a side stops receiving while its queue holds
+ * buffers.conn_bytes_max bytes, and resumes as the other side drains it.
+ *
+ * The transaction ends when the response has been sent, the request has
+ * been received, and the upstream connection has been handed back (to its
+ * idle pool, or closed). Then the connection waits for the next request —
+ * possibly already in c->in (pipelining) — or closes.
+ */
+#include "core/proxy.h"
+
+#include "core/log.h"
+#include "core/snapshot.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* Pre-built error pages: [status index][keep-alive][http10]. */
+static const int error_statuses[] = {400, 404, 408, 413, 414, 417, 431, 501, 502, 503, 504, 505};
+#define NUM_ERRORS (sizeof(error_statuses) / sizeof(error_statuses[0]))
+static char error_pages[NUM_ERRORS][2][2][512];
+static uint32_t error_lens[NUM_ERRORS][2][2];
+
+static void error_pages_init(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	for (size_t i = 0; i < NUM_ERRORS; i++)
+		for (int ka = 0; ka < 2; ka++)
+			for (int v = 0; v < 2; v++)
+				error_lens[i][ka][v] = (uint32_t)h1_write_error(
+				        error_pages[i][ka][v], sizeof(error_pages[i][ka][v]),
+				        error_statuses[i], ka, v);
+	done = true;
+}
+
+static struct bufpool *cpool(struct shard *s)
+{
+	return ring_pool(&s->ring, RING_GROUP_CLIENT);
+}
+
+static struct bufpool *upool(struct shard *s)
+{
+	return ring_pool(&s->ring, RING_GROUP_UPSTREAM);
+}
+
+static uint32_t conn_slot(const struct shard *s, const struct conn *c)
+{
+	return (uint32_t)(c - s->conns);
+}
+
+static void put_head(struct shard *s, int32_t *idx)
+{
+	if (*idx >= 0)
+		hpool_put(&s->heads, (uint32_t)*idx);
+	*idx = -1;
+}
+
+/* ---- timers ---- */
+
+static void conn_arm(struct shard *s, struct conn *c, uint64_t ms)
+{
+	timer_arm(&s->wheel, &c->timer, s->now_ms + ms);
+}
+
+/* conn_update_timer re-arms the deadline that applies in the proxy state:
+ * a client send that makes no progress (send), or a request body that
+ * stops arriving (client_body). Waiting for the backend is timed on the
+ * upstream connection. Called after progress on the client socket. */
+static void conn_update_timer(struct shard *s, struct conn *c)
+{
+	const struct config_timeouts *t = &s->cfg->timeouts;
+
+	if (c->state != CONN_PROXY)
+		return;
+	if (c->send_on)
+		conn_arm(s, c, t->send_ms);
+	else if (c->req_phase == REQ_BODY)
+		conn_arm(s, c, t->client_body_ms);
+	else
+		timer_disarm(&s->wheel, &c->timer);
+}
+
+/* ---- receiving ---- */
+
+static void conn_update_recv(struct shard *s, struct conn *c)
+{
+	bool want = c->fd >= 0 && !c->recv_eof && !c->starved && c->state != CONN_CLOSING &&
+	            c->state != CONN_FREE && c->in.bytes < s->cfg->buffers.conn_bytes_max;
+
+	if (want && !c->recv_on) {
+		ring_recv_multishot(&s->ring, c->fd, RING_GROUP_CLIENT,
+		                    ring_ud(OP_CRECV, conn_slot(s, c), c->gen));
+		c->ops++;
+		c->recv_on = true;
+		c->recv_stop = false;
+	} else if (!want && c->recv_on && !c->recv_stop && c->state != CONN_CLOSING) {
+		ring_cancel(&s->ring, ring_ud(OP_CRECV, conn_slot(s, c), c->gen),
+		            ring_ud(OP_CCANCEL, conn_slot(s, c), c->gen));
+		c->ops++;
+		c->recv_stop = true;
+	}
+}
+
+void conn_restart_recv(struct shard *s, struct conn *c)
+{
+	c->starved = false;
+	conn_update_recv(s, c);
+}
+
+/* ---- closing ---- */
+
+static void conn_free(struct shard *s, struct conn *c)
+{
+	RLB_ASSERT(c->ops == 0);
+	RLB_ASSERT(c->up == NULL);
+	timer_disarm(&s->wheel, &c->timer);
+	bufq_clear(&c->in, cpool(s));
+	bufq_clear(&c->rin, upool(s));
+	put_head(s, &c->req_head);
+	put_head(s, &c->resp_head);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->state = CONN_FREE;
+	c->gen++;
+	s->conn_free[s->conn_nfree++] = conn_slot(s, c);
+	RLB_ASSERT(s->conns_active > 0);
+	s->conns_active--;
+}
+
+/* conn_abort may run several times for one connection (a timer, then the
+ * completions that the shutdown provokes): it is idempotent. Operations in
+ * flight end with errors once the socket is shut down; the slot is freed
+ * when the last one has completed. A linked upstream connection is closed
+ * too: it may still be sending bytes from c->in. */
+void conn_abort(struct shard *s, struct conn *c)
+{
+	if (c->state == CONN_FREE)
+		return;
+	if (c->state != CONN_CLOSING) {
+		c->state = CONN_CLOSING;
+		timer_disarm(&s->wheel, &c->timer);
+		shutdown(c->fd, SHUT_RDWR);
+		if (c->ops > 0) {
+			ring_cancel_fd(&s->ring, c->fd, ring_ud(OP_CCANCEL, conn_slot(s, c), c->gen));
+			c->ops++;
+		}
+		if (c->up != NULL)
+			up_close(s, c->up);
+	}
+	if (c->ops == 0 && c->up == NULL)
+		conn_free(s, c);
+}
+
+/* conn_linger closes after a final response: shutting down only the write
+ * side and reading until the client closes (or a short deadline) keeps the
+ * kernel from answering unread request bytes with a reset, which could
+ * destroy the response before the client reads it. */
+static void conn_linger(struct shard *s, struct conn *c)
+{
+	c->state = CONN_LINGER;
+	shutdown(c->fd, SHUT_WR);
+	bufq_clear(&c->in, cpool(s));
+	bufq_clear(&c->rin, upool(s));
+	if (c->recv_eof) {
+		conn_abort(s, c);
+		return;
+	}
+	conn_arm(s, c, 2000);
+}
+
+/* ---- sending to the client ---- */
+
+static void conn_send_more(struct shard *s, struct conn *c)
+{
+	int n = 0;
+	uint64_t bytes = 0;
+
+	if (c->send_on || c->state == CONN_CLOSING)
+		return;
+	if (c->local != NULL) {
+		c->iov[n].iov_base = (char *)c->local + c->local_sent;
+		c->iov[n].iov_len = c->local_len - c->local_sent;
+		bytes += c->iov[n++].iov_len;
+	} else {
+		if (c->resp_head >= 0) {
+			c->iov[n].iov_base = hpool_data(&s->heads, (uint32_t)c->resp_head) +
+			                     c->resp_head_sent;
+			c->iov[n].iov_len = c->resp_head_len - c->resp_head_sent;
+			bytes += c->iov[n++].iov_len;
+		}
+		if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
+			uint64_t more = 0;
+
+			n += bufq_iov(&c->rin, upool(s), 0, c->resp_fwd, c->iov + n,
+			              CONN_IOV_MAX - n, &more);
+			bytes += more;
+		}
+	}
+	if (bytes == 0)
+		return;
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = (size_t)n;
+	ring_sendmsg(&s->ring, c->fd, &c->msg, ring_ud(OP_CSEND, conn_slot(s, c), c->gen));
+	c->ops++;
+	c->send_on = true;
+	c->send_inflight = bytes;
+	c->resp_started = true;
+	conn_update_timer(s, c);
+}
+
+/* conn_local answers the current request with an error page of our own.
+ * The connection stays open only when the request was read completely and
+ * the client wants it. */
+static void conn_local(struct shard *s, struct conn *c, int status)
+{
+	size_t i;
+	bool ka;
+
+	error_pages_init();
+	for (i = 0; i < NUM_ERRORS && error_statuses[i] != status; i++)
+		;
+	RLB_ASSERT(i < NUM_ERRORS);
+	if (c->req_phase != REQ_DONE || c->req_fwd > 0 || status < 500)
+		c->close_after = true;
+	ka = c->keep_alive && !c->close_after && !s->draining;
+	if (!ka)
+		c->close_after = true;
+	c->state = CONN_PROXY;
+	c->status = status;
+	c->local = error_pages[i][ka][c->http10];
+	c->local_len = error_lens[i][ka][c->http10];
+	c->local_sent = 0;
+	c->resp_phase = RESP_DONE;
+	put_head(s, &c->resp_head);
+	c->resp_fwd = 0;
+	s->stats.responses[status / 100]++;
+}
+
+/* ---- the request head ---- */
+
+static bool method_idempotent(struct h1_str m)
+{
+	static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+
+	for (size_t i = 0; i < RLB_ARRAY_LEN(idem); i++)
+		if (m.len == strlen(idem[i]) && memcmp(m.ptr, idem[i], m.len) == 0)
+			return true;
+	return false;
+}
+
+/* host_for_route strips the port from a Host value ("a.b:8080" -> "a.b",
+ * "[::1]:80" -> "[::1]"). */
+static struct h1_str host_for_route(struct h1_str h)
+{
+	if (h.len > 0 && h.ptr[0] == '[') {
+		const char *e = memchr(h.ptr, ']', h.len);
+
+		if (e != NULL)
+			h.len = (size_t)(e - h.ptr) + 1;
+		return h;
+	}
+	for (size_t i = 0; i < h.len; i++) {
+		if (h.ptr[i] == ':') {
+			h.len = i;
+			break;
+		}
+	}
+	return h;
+}
+
+/* split_target turns an absolute-form target (RFC 9112 §3.2.2) into the
+ * authority, which replaces Host, and the origin-form path. Returns 0 for a
+ * target ringlb cannot forward. */
+static int split_target(const struct h1_msg *m, struct h1_str *out_target, struct h1_str *out_host)
+{
+	struct h1_str t = m->target;
+	size_t skip = 0;
+
+	out_host->ptr = NULL;
+	out_host->len = 0;
+	*out_target = t;
+	if (t.ptr[0] == '/')
+		return 1;
+	if (t.len == 1 && t.ptr[0] == '*')
+		return h1_str_ieq(m->method, "OPTIONS");
+	if (t.len > 7 && strncasecmp(t.ptr, "http://", 7) == 0)
+		skip = 7;
+	else if (t.len > 8 && strncasecmp(t.ptr, "https://", 8) == 0)
+		skip = 8;
+	else
+		return 0;
+	out_host->ptr = t.ptr + skip;
+	out_host->len = t.len - skip;
+	for (size_t i = skip; i < t.len; i++) {
+		if (t.ptr[i] == '/' || t.ptr[i] == '?') {
+			out_host->len = i - skip;
+			out_target->ptr = t.ptr + i;
+			out_target->len = t.len - i;
+			break;
+		}
+	}
+	if (out_host->len == 0)
+		return 0;
+	if (out_target->ptr == t.ptr) {
+		out_target->ptr = "/";
+		out_target->len = 1;
+	}
+	return 1;
+}
+
+static void copy_str(char *dst, size_t cap, struct h1_str s)
+{
+	size_t n = s.len < cap - 1 ? s.len : cap - 1;
+
+	memcpy(dst, s.ptr, n);
+	dst[n] = '\0';
+}
+
+/* txn_reset prepares the connection for a new request. */
+static void txn_reset(struct shard *s, struct conn *c)
+{
+	put_head(s, &c->req_head);
+	put_head(s, &c->resp_head);
+	memset(&c->scan, 0, sizeof(c->scan));
+	memset(&c->rscan, 0, sizeof(c->rscan));
+	memset(&c->req_chunk, 0, sizeof(c->req_chunk));
+	memset(&c->resp_chunk, 0, sizeof(c->resp_chunk));
+	c->req_phase = REQ_DONE;
+	c->resp_phase = RESP_CONNECT;
+	c->req_body = H1_BODY_NONE;
+	c->resp_body = H1_BODY_NONE;
+	c->req_left = c->req_fwd = c->req_total = 0;
+	c->resp_left = c->resp_fwd = 0;
+	c->req_head_len = c->req_head_sent = 0;
+	c->resp_head_len = c->resp_head_sent = 0;
+	c->local = NULL;
+	c->tries = 0;
+	c->tried = 0;
+	c->status = 0;
+	c->bytes_out = 0;
+	c->resp_started = c->up_reusable = c->resp_dechunk = false;
+	c->retried_reuse = c->retry_pending = c->retry_fresh = c->resp_aborted = false;
+	c->head_req = c->http10 = c->idempotent = false;
+	c->keep_alive = true;
+	c->backend_uid = UINT32_MAX;
+	c->method[0] = c->target[0] = '\0';
+}
+
+/* note_request records what the transaction needs from the parsed head,
+ * before the head's bytes are released. */
+static void note_request(struct shard *s, struct conn *c, const struct h1_msg *m)
+{
+	c->state = CONN_PROXY;
+	c->http10 = m->version_minor == 0;
+	c->keep_alive = m->keep_alive;
+	c->head_req = h1_str_ieq(m->method, "HEAD");
+	c->idempotent = method_idempotent(m->method);
+	c->req_body = (uint8_t)m->body;
+	c->req_left = m->body == H1_BODY_LENGTH ? m->content_length : 0;
+	c->req_phase = (m->body == H1_BODY_NONE || (m->body == H1_BODY_LENGTH && c->req_left == 0))
+	                       ? REQ_DONE
+	                       : REQ_BODY;
+	copy_str(c->method, sizeof(c->method), m->method);
+	copy_str(c->target, sizeof(c->target), m->target);
+	s->stats.requests++;
+}
+
+/* refuse_request answers a request that must not be forwarded. */
+static void refuse_request(struct shard *s, struct conn *c, const struct h1_msg *m, int status)
+{
+	note_request(s, c, m);
+	bufq_consume(&c->in, cpool(s), m->head_len);
+	conn_local(s, c, status);
+}
+
+/* write_request writes the head sent upstream into a head buffer. Returns 0
+ * or the status to answer instead. */
+static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m,
+                         struct h1_str target, struct h1_str host)
+{
+	struct h1_fwd_request fwd;
+	int32_t h = hpool_get(&s->heads);
+	size_t n;
+
+	if (h < 0)
+		return 503;
+	memset(&fwd, 0, sizeof(fwd));
+	fwd.client_addr.ptr = c->peer;
+	fwd.client_addr.len = strlen(c->peer);
+	fwd.proto.ptr = "http";
+	fwd.proto.len = 4;
+	fwd.target = target;
+	fwd.host = host;
+	n = h1_write_request(hpool_data(&s->heads, (uint32_t)h), s->heads.size, m, &fwd);
+	if (n == 0) {
+		hpool_put(&s->heads, (uint32_t)h);
+		return 431;
+	}
+	c->req_head = h;
+	c->req_head_len = (uint32_t)n;
+	c->req_head_sent = 0;
+	return 0;
+}
+
+/* start_request checks what the framing rules alone cannot decide, routes,
+ * writes the upstream head while the parsed head is still in its buffer,
+ * then releases the head's bytes and asks for an upstream connection. */
+static void start_request(struct shard *s, struct conn *c, const struct h1_msg *m)
+{
+	const struct snapshot *snap = snapshot_current();
+	struct h1_str target, host;
+	int32_t pool;
+	int err;
+
+	if (m->expect_other) {
+		refuse_request(s, c, m, 417); /* RFC 9110 §10.1.1 */
+		return;
+	}
+	if (h1_str_ieq(m->method, "CONNECT")) {
+		refuse_request(s, c, m, 501);
+		return;
+	}
+	if (!split_target(m, &target, &host)) {
+		refuse_request(s, c, m, 400);
+		return;
+	}
+	if (m->body == H1_BODY_LENGTH && s->cfg->limits.body_bytes_max > 0 &&
+	    m->content_length > s->cfg->limits.body_bytes_max) {
+		refuse_request(s, c, m, 413);
+		return;
+	}
+	pool = snapshot_route(snap, host_for_route(host.len > 0 ? host : m->host), target);
+	if (pool < 0) {
+		refuse_request(s, c, m, 404);
+		return;
+	}
+	err = write_request(s, c, m, target, host);
+	if (err != 0) {
+		refuse_request(s, c, m, err);
+		return;
+	}
+	note_request(s, c, m);
+	bufq_consume(&c->in, cpool(s), m->head_len); /* m's slices are invalid from here */
+	c->pool = (uint32_t)pool;
+	c->snap_version = snap->version;
+	c->resp_phase = RESP_CONNECT;
+	conn_update_timer(s, c);
+	if (!up_acquire(s, c, false))
+		conn_local(s, c, 503);
+}
+
+/* parse_head parses the request head at the front of c->in. Returns
+ * H1_PARTIAL while more bytes are needed; otherwise the connection has moved
+ * to CONN_PROXY (forwarding, or answering an error). */
+static enum h1_result parse_head(struct shard *s, struct conn *c)
+{
+	struct h1_msg m;
+	enum h1_result r;
+	size_t len;
+	char *p = bufq_front(&c->in, cpool(s), &len);
+
+	/* A head that straddles buffers is made contiguous; header_bytes_max
+	 * <= buffers.size guarantees a complete head fits in one buffer. */
+	if (len < c->in.bytes && len < cpool(s)->buf_size) {
+		bufq_linearize(&c->in, cpool(s));
+		p = bufq_front(&c->in, cpool(s), &len);
+	}
+	memset(&m, 0, sizeof(m));
+	m.headers = s->headers;
+	m.headers_cap = s->cfg->limits.headers_max;
+	r = h1_parse_request(&c->scan, p, len, &s->req_limits, &m);
+	if (r == H1_PARTIAL)
+		return r;
+	if (r != H1_OK) {
+		s->stats.parse_errors++;
+		rlb_log(LOG_DEBUG, "client %s: request refused: %s", c->peer, h1_result_name(r));
+		c->state = CONN_PROXY;
+		c->keep_alive = false;
+		c->req_phase = REQ_DONE;
+		c->close_after = true;
+		conn_local(s, c, h1_result_status(r));
+		return r;
+	}
+	start_request(s, c, &m);
+	return r;
+}
+
+/* ---- body classification ---- */
+
+/* classify_request marks newly received body bytes as ready to forward. A
+ * framing error in a chunked body after forwarding began cannot be
+ * answered: the connection is aborted. Returns 0 when it was. */
+static int classify_request(struct shard *s, struct conn *c)
+{
+	uint64_t fresh = c->in.bytes - c->req_fwd;
+
+	if (c->req_phase != REQ_BODY || fresh == 0)
+		return 1;
+	if (c->req_body == H1_BODY_LENGTH) {
+		uint64_t take = fresh < c->req_left ? fresh : c->req_left;
+
+		c->req_fwd += take;
+		c->req_left -= take;
+		c->req_total += take;
+		if (c->req_left == 0)
+			c->req_phase = REQ_DONE;
+		return 1;
+	}
+	for (;;) {
+		size_t len, used = 0;
+		char *p = bufq_run(&c->in, cpool(s), c->req_fwd, &len);
+		enum h1_result r;
+
+		if (p == NULL)
+			return 1;
+		r = h1_chunked_feed(&c->req_chunk, &s->chunk_limits, p, len, &used);
+		c->req_fwd += used;
+		c->req_total += used;
+		if (r == H1_OK) {
+			c->req_phase = REQ_DONE;
+			return 1;
+		}
+		if (r != H1_PARTIAL || (s->cfg->limits.body_bytes_max > 0 &&
+		                        c->req_total > s->cfg->limits.body_bytes_max)) {
+			s->stats.parse_errors++;
+			if (c->resp_started || c->req_head_sent > 0) {
+				conn_abort(s, c);
+				return 0;
+			}
+			c->req_phase = REQ_DONE;
+			c->req_fwd = 0;
+			if (c->up != NULL)
+				up_close(s, c->up);
+			conn_local(s, c, r == H1_PARTIAL ? 413 : 400);
+			return 1;
+		}
+	}
+}
+
+/* classify_response marks newly received response body bytes as ready to
+ * send; for an HTTP/1.0 client a chunked body is de-chunked in place. */
+static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
+{
+	uint64_t fresh = c->rin.bytes - c->resp_fwd;
+
+	*out_bad = false;
+	if (c->resp_phase != RESP_BODY || fresh == 0)
+		return c->resp_phase == RESP_DONE;
+	if (c->resp_body == H1_BODY_CLOSE) {
+		c->resp_fwd += fresh;
+		return false;
+	}
+	if (c->resp_body == H1_BODY_LENGTH) {
+		uint64_t take = fresh < c->resp_left ? fresh : c->resp_left;
+
+		c->resp_fwd += take;
+		c->resp_left -= take;
+		return c->resp_left == 0;
+	}
+	for (;;) {
+		size_t len, used = 0, data = 0;
+		char *p = bufq_run(&c->rin, upool(s), c->resp_fwd, &len);
+		enum h1_result r;
+
+		if (p == NULL)
+			return false;
+		if (c->resp_dechunk) {
+			r = h1_chunked_decode(&c->resp_chunk, &s->chunk_limits, p, len, &used, &data);
+			bufq_cut(&c->rin, upool(s), c->resp_fwd + data, used - data);
+			c->resp_fwd += data;
+		} else {
+			r = h1_chunked_feed(&c->resp_chunk, &s->chunk_limits, p, len, &used);
+			c->resp_fwd += used;
+		}
+		if (r == H1_OK)
+			return true;
+		if (r != H1_PARTIAL) {
+			*out_bad = true;
+			return false;
+		}
+	}
+}
+
+/* ---- the response head ---- */
+
+static void resp_done(struct conn *c);
+
+/* forward_interim passes a 1xx response on (RFC 9110 §15.2): never to an
+ * HTTP/1.0 client, and never 101, since ringlb does not switch protocols. */
+static int forward_interim(struct shard *s, struct conn *c, const struct h1_msg *m)
+{
+	struct h1_fwd_response fwd = {.client_http10 = false, .keep_alive = true};
+	int32_t h;
+	size_t n;
+
+	if (m->status == 101)
+		return 0;
+	if (c->http10)
+		return 1;
+	if (m->status == 100 && m->num_headers == 0) {
+		c->local = continue_100;
+		c->local_len = sizeof(continue_100) - 1;
+		c->local_sent = 0;
+		return 1;
+	}
+	h = hpool_get(&s->heads);
+	if (h < 0)
+		return 1; /* interim responses are advisory: drop it */
+	n = h1_write_response(hpool_data(&s->heads, (uint32_t)h), s->heads.size, m, &fwd);
+	if (n == 0) {
+		hpool_put(&s->heads, (uint32_t)h);
+		return 1;
+	}
+	c->resp_head = h;
+	c->resp_head_len = (uint32_t)n;
+	c->resp_head_sent = 0;
+	return 1;
+}
+
+static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg *m)
+{
+	struct h1_fwd_response fwd;
+	bool ka;
+	int32_t h;
+	size_t n;
+
+	c->resp_dechunk = m->body == H1_BODY_CHUNKED && c->http10;
+	ka = c->keep_alive && !c->close_after && !s->draining && m->body != H1_BODY_CLOSE &&
+	     !c->resp_dechunk;
+	if (!ka)
+		c->close_after = true;
+	fwd.client_http10 = c->http10;
+	fwd.keep_alive = ka;
+	fwd.chunked = m->body == H1_BODY_CHUNKED && !c->http10;
+	h = hpool_get(&s->heads);
+	if (h < 0)
+		return 503;
+	n = h1_write_response(hpool_data(&s->heads, (uint32_t)h), s->heads.size, m, &fwd);
+	if (n == 0) {
+		hpool_put(&s->heads, (uint32_t)h);
+		return 502;
+	}
+	c->resp_head = h;
+	c->resp_head_len = (uint32_t)n;
+	c->resp_head_sent = 0;
+	return 0;
+}
+
+/* parse_response parses heads at the front of c->rin until the final one.
+ * Returns 1 when progress was made, 0 when it must wait. */
+static int parse_response(struct shard *s, struct conn *c)
+{
+	struct h1_msg m;
+	enum h1_result r;
+	size_t len;
+	char *p;
+	int err;
+
+	if (c->resp_phase != RESP_HEAD || c->local != NULL || c->resp_head >= 0 ||
+	    c->rin.bytes == 0)
+		return 0;
+	p = bufq_front(&c->rin, upool(s), &len);
+	if (len < c->rin.bytes && len < upool(s)->buf_size) {
+		len = bufq_linearize(&c->rin, upool(s));
+		p = bufq_front(&c->rin, upool(s), &len);
+	}
+	memset(&m, 0, sizeof(m));
+	m.headers = s->headers;
+	m.headers_cap = s->cfg->limits.headers_max;
+	r = h1_parse_response(&c->rscan, p, len, &s->resp_limits, c->head_req, &m);
+	if (r == H1_PARTIAL)
+		return 0;
+	if (r != H1_OK) {
+		rlb_log(LOG_WARN, "backend %s sent an invalid response head: %s",
+		        c->up != NULL ? "connection" : "-", h1_result_name(r));
+		s->stats.upstream_errors++;
+		if (c->up != NULL)
+			up_close(s, c->up);
+		conn_local(s, c, 502);
+		return 1;
+	}
+	memset(&c->rscan, 0, sizeof(c->rscan));
+	if (m.status < 200) {
+		if (!forward_interim(s, c, &m)) {
+			if (c->up != NULL)
+				up_close(s, c->up);
+			conn_local(s, c, 502);
+			return 1;
+		}
+		bufq_consume(&c->rin, upool(s), m.head_len);
+		return 1;
+	}
+	c->status = m.status;
+	c->up_reusable = m.keep_alive;
+	err = write_final_head(s, c, &m);
+	if (err != 0) {
+		if (c->up != NULL)
+			up_close(s, c->up);
+		conn_local(s, c, err);
+		return 1;
+	}
+	s->stats.responses[m.status / 100 < 6 ? m.status / 100 : 0]++;
+	bufq_consume(&c->rin, upool(s), m.head_len);
+	if (c->req_head_sent == c->req_head_len)
+		put_head(s, &c->req_head); /* no retry once a response has begun */
+	c->resp_body = (uint8_t)m.body;
+	c->resp_left = m.content_length;
+	c->resp_phase = RESP_BODY;
+	if (m.body == H1_BODY_NONE || (m.body == H1_BODY_LENGTH && m.content_length == 0))
+		resp_done(c);
+	return 1;
+}
+
+/* resp_done runs once, when the response's last byte was received. */
+static void resp_done(struct conn *c)
+{
+	c->resp_phase = RESP_DONE;
+	if (c->req_phase != REQ_DONE)
+		c->close_after = true; /* the rest of the request will not be read */
+}
+
+/* release_upstream hands the upstream connection back once the response is
+ * complete and no send to it is in flight (the completion of the request's
+ * last send often arrives after the response). It goes back to its idle
+ * pool only if the exchange left it clean: request fully sent, response
+ * framed and persistent, and not one byte after it. */
+static void release_upstream(struct shard *s, struct conn *c)
+{
+	struct upconn *u = c->up;
+	bool req_sent, clean;
+
+	if (u == NULL || c->resp_phase != RESP_DONE || u->send_on || u->state != UP_ACTIVE)
+		return;
+	req_sent = c->req_phase == REQ_DONE && c->req_fwd == 0 &&
+	           c->req_head_sent == c->req_head_len;
+	clean = c->rin.bytes == c->resp_fwd;
+	up_finish(s, u, c->up_reusable && req_sent && clean && !c->resp_aborted && !s->draining);
+}
+
+/* ---- the transaction ---- */
+
+static void txn_log(struct shard *s, struct conn *c)
+{
+	char line[ALOG_LINE_MAX];
+	char when[64];
+	struct tm tm;
+	time_t now = time(NULL);
+	int n;
+
+	if (!s->cfg->access_log.enabled)
+		return;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu %llums\n",
+	             c->peer, when, c->method[0] ? c->method : "-", c->target[0] ? c->target : "-",
+	             c->http10 ? 0 : 1, c->status, (unsigned long long)c->bytes_out,
+	             (unsigned long long)(s->now_ms - c->t_start_ms));
+	if (n > 0)
+		shard_alog_push(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static bool txn_complete(const struct conn *c)
+{
+	return c->resp_phase == RESP_DONE && !c->send_on && c->local == NULL &&
+	       c->resp_head < 0 && c->resp_fwd == 0 && c->up == NULL &&
+	       (c->req_phase == REQ_DONE || c->close_after);
+}
+
+static void txn_finish(struct shard *s, struct conn *c)
+{
+	txn_log(s, c);
+	if (c->resp_aborted) {
+		conn_abort(s, c);
+		return;
+	}
+	if (c->close_after || s->draining) {
+		conn_linger(s, c);
+		return;
+	}
+	/* Bytes after the response (a misbehaving backend) are dropped. */
+	bufq_clear(&c->rin, upool(s));
+	txn_reset(s, c);
+	c->state = CONN_IDLE;
+	c->t_start_ms = s->now_ms;
+	conn_arm(s, c, s->cfg->timeouts.keepalive_ms);
+}
+
+/* proxy_step moves both streams of the transaction as far as they go. */
+static void proxy_step(struct shard *s, struct conn *c)
+{
+	bool bad;
+
+	if (c->retry_pending && c->up == NULL) {
+		c->retry_pending = false;
+		if (!up_acquire(s, c, c->retry_fresh))
+			conn_local(s, c, 502);
+	}
+	if (!classify_request(s, c))
+		return;
+	if (c->up != NULL)
+		up_send_more(s, c->up);
+	while (parse_response(s, c))
+		;
+	if (c->state != CONN_PROXY)
+		return;
+	if (c->resp_phase == RESP_BODY && classify_response(s, c, &bad))
+		resp_done(c);
+	else if (c->resp_phase == RESP_BODY && bad) {
+		s->stats.upstream_errors++;
+		c->close_after = true;
+		if (c->up != NULL)
+			up_close(s, c->up);
+		c->resp_phase = RESP_DONE; /* send what is valid, then close */
+	}
+	release_upstream(s, c);
+	conn_send_more(s, c);
+	if (c->up != NULL) {
+		up_update_recv(s, c->up);
+		up_update_timer(s, c->up);
+	}
+	if (txn_complete(c))
+		txn_finish(s, c);
+}
+
+void conn_step(struct shard *s, struct conn *c)
+{
+	for (int turns = 0; turns < 64; turns++) {
+		switch (c->state) {
+		case CONN_IDLE:
+			if (c->in.bytes == 0)
+				goto out;
+			c->state = CONN_HEAD;
+			c->t_start_ms = s->now_ms;
+			conn_arm(s, c, s->cfg->timeouts.client_header_ms);
+			continue;
+		case CONN_HEAD:
+			if (c->in.bytes == 0 || parse_head(s, c) == H1_PARTIAL)
+				goto out;
+			continue;
+		case CONN_PROXY:
+			proxy_step(s, c);
+			if (c->state == CONN_IDLE)
+				continue;
+			goto out;
+		case CONN_LINGER:
+			bufq_clear(&c->in, cpool(s));
+			goto out;
+		default:
+			goto out;
+		}
+	}
+out:
+	if (c->state != CONN_FREE)
+		conn_update_recv(s, c);
+}
+
+/* ---- completions ---- */
+
+int conn_open(struct shard *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct conn *c;
+	int one = 1;
+
+	if (s->conn_nfree == 0)
+		return 0;
+	c = &s->conns[s->conn_free[--s->conn_nfree]];
+	RLB_ASSERT(c->state == CONN_FREE);
+	RLB_ASSERT(c->ops == 0);
+	s->conns_active++;
+	c->fd = fd;
+	c->recv_on = c->recv_stop = c->recv_eof = c->send_on = c->starved = false;
+	c->close_after = false;
+	c->up = NULL;
+	c->req_head = c->resp_head = -1;
+	bufq_init(&c->in);
+	bufq_init(&c->rin);
+	txn_reset(s, c);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->peer[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
+			          sizeof(c->peer));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer,
+			          sizeof(c->peer));
+	}
+	c->state = CONN_IDLE;
+	c->t_start_ms = s->now_ms;
+	conn_arm(s, c, s->cfg->timeouts.client_header_ms);
+	conn_update_recv(s, c);
+	return 1;
+}
+
+static void conn_op_done(struct shard *s, struct conn *c)
+{
+	RLB_ASSERT(c->ops > 0);
+	c->ops--;
+	if (c->state == CONN_CLOSING)
+		conn_abort(s, c);
+}
+
+/* conn_on_eof handles the client closing its side. Between requests that
+ * ends the connection; in the middle of a request body it aborts the
+ * request; once the request is complete the response is still delivered
+ * (the client may have only half-closed) and the connection closed after. */
+static void conn_on_eof(struct shard *s, struct conn *c)
+{
+	switch (c->state) {
+	case CONN_IDLE:
+	case CONN_HEAD:
+	case CONN_LINGER:
+		conn_abort(s, c);
+		return;
+	case CONN_PROXY:
+		if (c->req_phase == REQ_BODY) {
+			conn_abort(s, c);
+			return;
+		}
+		c->close_after = true;
+		return;
+	default:
+		return;
+	}
+}
+
+void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
+{
+	bool more = ring_cqe_more(cqe);
+	bool eof = false;
+
+	if (ring_cqe_has_buffer(cqe)) {
+		ring_note_buffer(&s->ring, RING_GROUP_CLIENT);
+		if (cqe->res > 0 && (c->state == CONN_IDLE || c->state == CONN_HEAD ||
+		                     c->state == CONN_PROXY))
+			bufq_push(&c->in, cpool(s), ring_cqe_bid(cqe), (uint32_t)cqe->res);
+		else
+			cpool(s)->recycle(cpool(s), ring_cqe_bid(cqe));
+	}
+	if (!more) {
+		c->recv_on = false;
+		c->recv_stop = false;
+	}
+	if (cqe->res == -ENOBUFS) {
+		/* The client buffer group ran dry; this connection resumes when
+		 * buffers come back (shard.c walks the starved list). */
+		if (!c->starved) {
+			c->starved = true;
+			c->starved_next = s->starved;
+			s->starved = c;
+		}
+	} else if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ECANCELED)) {
+		c->recv_eof = true;
+		eof = true;
+	}
+	if (!more)
+		conn_op_done(s, c);
+	if (c->state == CONN_FREE || c->state == CONN_CLOSING)
+		return;
+	if (cqe->res > 0 && c->state == CONN_PROXY && c->req_phase == REQ_BODY)
+		conn_arm(s, c, s->cfg->timeouts.client_body_ms);
+	conn_step(s, c);
+	if (eof && c->state != CONN_FREE && c->state != CONN_CLOSING)
+		conn_on_eof(s, c);
+}
+
+/* account_sent releases what a completed send carried: the constant
+ * response first, then the response head, then body bytes from c->rin. */
+static void account_sent(struct shard *s, struct conn *c, uint64_t n)
+{
+	c->bytes_out += n;
+	if (c->local != NULL) {
+		uint64_t take = c->local_len - c->local_sent;
+
+		take = n < take ? n : take;
+		c->local_sent += (uint32_t)take;
+		if (c->local_sent == c->local_len)
+			c->local = NULL;
+		return;
+	}
+	if (c->resp_head >= 0) {
+		uint64_t take = c->resp_head_len - c->resp_head_sent;
+
+		take = n < take ? n : take;
+		c->resp_head_sent += (uint32_t)take;
+		n -= take;
+		if (c->resp_head_sent == c->resp_head_len)
+			put_head(s, &c->resp_head);
+	}
+	if (n > 0) {
+		RLB_ASSERT(n <= c->resp_fwd);
+		bufq_consume(&c->rin, upool(s), n);
+		c->resp_fwd -= n;
+	}
+}
+
+void conn_on_send(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
+{
+	RLB_ASSERT(c->send_on);
+	c->send_on = false;
+	if (c->state == CONN_CLOSING) {
+		conn_op_done(s, c);
+		return;
+	}
+	c->ops--;
+	if (cqe->res <= 0) {
+		/* The client went away (EPIPE, ECONNRESET): nothing to answer. */
+		conn_abort(s, c);
+		return;
+	}
+	RLB_ASSERT((uint64_t)cqe->res <= c->send_inflight);
+	account_sent(s, c, (uint64_t)cqe->res);
+	conn_update_timer(s, c);
+	conn_step(s, c);
+}
+
+void conn_on_cancel(struct shard *s, struct conn *c)
+{
+	conn_op_done(s, c);
+}
+
+void conn_on_timer(struct shard *s, struct conn *c)
+{
+	switch (c->state) {
+	case CONN_HEAD:
+		/* client_header expired with a partial head: 408 (RFC 9110 §15.5.9) */
+		s->stats.timeouts++;
+		c->state = CONN_PROXY;
+		c->req_phase = REQ_DONE;
+		c->keep_alive = false;
+		conn_local(s, c, 408);
+		conn_step(s, c);
+		return;
+	case CONN_PROXY:
+		s->stats.timeouts++;
+		if (!c->send_on && c->req_phase == REQ_BODY && !c->resp_started) {
+			if (c->up != NULL)
+				up_close(s, c->up);
+			c->req_phase = REQ_DONE;
+			c->req_fwd = 0;
+			conn_local(s, c, 408);
+			conn_step(s, c);
+			return;
+		}
+		conn_abort(s, c);
+		return;
+	default:
+		/* idle keep-alive expiry, linger deadline */
+		conn_abort(s, c);
+		return;
+	}
+}
+
+void conn_drain_idle(struct shard *s, struct conn *c)
+{
+	if (c->state == CONN_IDLE && c->in.bytes == 0) {
+		conn_abort(s, c);
+		return;
+	}
+	c->close_after = true;
+}
+
+/* ---- upstream outcomes ---- */
+
+static bool may_retry(struct conn *c, enum up_fail why)
+{
+	const struct snapshot *snap = snapshot_current();
+	uint32_t retries = 0;
+
+	if (c->req_head < 0 || c->resp_started || c->resp_phase > RESP_HEAD)
+		return false;
+	if (snap->version == c->snap_version && c->pool < snap->num_pools)
+		retries = snap->pools[c->pool].retries;
+	switch (why) {
+	case UPF_CONNECT:
+	case UPF_CONNECT_TIMEOUT:
+		/* Nothing reached the backend: safe for any method. */
+		return c->tries <= retries;
+	case UPF_STALE:
+		/* The backend closed a pooled connection as we reused it. Only a
+		 * request that can be replayed whole is retried, once, on a new
+		 * connection (RFC 9110 §9.2.2). */
+		if (c->retried_reuse || !c->idempotent || c->req_total > 0 ||
+		    c->req_phase != REQ_DONE)
+			return false;
+		c->retried_reuse = true;
+		c->retry_fresh = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+void conn_upstream_failed(struct shard *s, struct conn *c, enum up_fail why)
+{
+	s->stats.upstream_errors++;
+	if (c->state != CONN_PROXY || c->resp_phase == RESP_DONE)
+		return;
+	if (may_retry(c, why)) {
+		s->stats.retries++;
+		c->retry_pending = true;
+		c->req_head_sent = 0;
+		memset(&c->rscan, 0, sizeof(c->rscan));
+		bufq_clear(&c->rin, upool(s));
+		c->resp_phase = RESP_CONNECT;
+		return;
+	}
+	if (!c->resp_started && c->resp_phase <= RESP_HEAD) {
+		conn_local(s, c, why == UPF_TIMEOUT || why == UPF_CONNECT_TIMEOUT ? 504 : 502);
+		return;
+	}
+	/* Part of the response is out: deliver what is valid, then cut the
+	 * connection so the client sees the truncation. */
+	c->close_after = true;
+	c->resp_aborted = true;
+	c->resp_phase = RESP_DONE;
+}
+
+void conn_upstream_eof(struct shard *s, struct conn *c, bool stale)
+{
+	bool bad;
+
+	if (c->state != CONN_PROXY)
+		return;
+	if (c->resp_phase == RESP_BODY && c->resp_body == H1_BODY_CLOSE) {
+		classify_response(s, c, &bad);
+		c->up_reusable = false;
+		resp_done(c);
+		return;
+	}
+	if (c->resp_phase != RESP_DONE)
+		conn_upstream_failed(s, c, stale ? UPF_STALE : UPF_IO);
+}
+
+void conn_upstream_gone(struct shard *s, struct conn *c)
+{
+	RLB_ASSERT(c->up == NULL);
+	if (c->state == CONN_CLOSING) {
+		conn_abort(s, c);
+		return;
+	}
+	conn_step(s, c);
+}

@@ -1,0 +1,93 @@
+/* core/proxy.h — the request path, shared by shard.c (loop, accept,
+ * dispatch), proxy.c (client connections and the HTTP transaction) and
+ * upstream.c (backend connections and pools). Internal to the engine.
+ *
+ * Every function here runs on the shard thread that owns its arguments.
+ */
+#ifndef RLB_PROXY_H
+#define RLB_PROXY_H
+
+#include "core/conn.h"
+
+/* --- proxy.c: client side --- */
+
+/* conn_open starts serving accepted socket `fd` in a free slot. Returns 1,
+ * or 0 when the slab is full (the caller closes fd). */
+int conn_open(struct shard *s, int fd);
+
+/* conn_on_recv, conn_on_send and conn_on_cancel handle the completions of a
+ * client connection's operations. */
+void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe);
+void conn_on_send(struct shard *s, struct conn *c, const struct ring_cqe *cqe);
+void conn_on_cancel(struct shard *s, struct conn *c);
+
+/* conn_on_timer handles the expiry of a client connection's timer. */
+void conn_on_timer(struct shard *s, struct conn *c);
+
+/* conn_step runs the connection's state machine until it must wait. */
+void conn_step(struct shard *s, struct conn *c);
+
+/* conn_restart_recv re-arms receiving after buffers came back (ENOBUFS). */
+void conn_restart_recv(struct shard *s, struct conn *c);
+
+/* conn_drain_idle closes `c` if it is between requests (graceful stop). */
+void conn_drain_idle(struct shard *s, struct conn *c);
+
+/* conn_abort closes `c` at once, whatever it is doing. */
+void conn_abort(struct shard *s, struct conn *c);
+
+/* conn_upstream_failed tells the client side that its upstream connection
+ * failed (and is being closed) before the response was complete. The client
+ * side retries, answers 502/504, or cuts the response. */
+void conn_upstream_failed(struct shard *s, struct conn *c, enum up_fail why);
+
+/* conn_upstream_eof tells the client side its backend closed the
+ * connection; `stale` says it was a reused connection that had sent nothing
+ * for this request. The caller closes the upstream connection after. */
+void conn_upstream_eof(struct shard *s, struct conn *c, bool stale);
+
+/* conn_upstream_gone is called when the upstream connection linked to `c`
+ * has been released (ops drained); c->up is already NULL. */
+void conn_upstream_gone(struct shard *s, struct conn *c);
+
+/* --- upstream.c: backend side --- */
+
+/* up_acquire gives `c` an upstream connection for its pool: an idle one from
+ * the shard's pool for the picked backend (unless `fresh`), or a new
+ * connect. Returns 1, or 0 when no backend can be used (503). */
+int up_acquire(struct shard *s, struct conn *c, bool fresh);
+
+/* up_send_more sends what `c` has ready for its backend, if nothing is in
+ * flight. */
+void up_send_more(struct shard *s, struct upconn *u);
+
+/* up_update_recv arms or pauses receiving to honour backpressure. */
+void up_update_recv(struct shard *s, struct upconn *u);
+
+/* up_update_timer arms the timer that applies to the connection's state. */
+void up_update_timer(struct shard *s, struct upconn *u);
+
+/* up_finish ends the upstream side of a transaction: the connection goes
+ * back to its idle pool when `reusable`, otherwise it is closed. */
+void up_finish(struct shard *s, struct upconn *u, bool reusable);
+
+/* up_close shuts `u` down; it is freed (and unlinked from its client) when
+ * its operations have ended. */
+void up_close(struct shard *s, struct upconn *u);
+
+void up_on_connect(struct shard *s, struct upconn *u, const struct ring_cqe *cqe);
+void up_on_recv(struct shard *s, struct upconn *u, const struct ring_cqe *cqe);
+void up_on_send(struct shard *s, struct upconn *u, const struct ring_cqe *cqe);
+void up_on_cancel(struct shard *s, struct upconn *u);
+void up_on_timer(struct shard *s, struct upconn *u);
+void up_restart_recv(struct shard *s, struct upconn *u);
+
+/* up_close_idle closes every idle upstream connection (graceful stop). */
+void up_close_idle(struct shard *s);
+
+/* --- shard.c --- */
+
+/* shard_alog_push queues one access-log line; drops it when the queue is full. */
+void shard_alog_push(struct shard *s, const char *line, size_t len);
+
+#endif

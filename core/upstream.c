@@ -1,0 +1,489 @@
+/* core/upstream.c — connections to backends and the per-shard keep-alive
+ * pools.
+ *
+ * Each shard keeps, per backend, a LIFO list of idle connections (the most
+ * recently used first: the one least likely to have been closed by the
+ * backend's own idle timeout). An idle connection keeps a multishot recv
+ * armed, so a backend closing it is noticed at once (recv returns 0) and
+ * the connection leaves the pool before a request can pick it. The race
+ * that remains — the backend closes just as a request is sent — is caught
+ * as UPF_STALE and retried by the client side when the request allows it.
+ *
+ * Connections are made through the ring (IORING_OP_CONNECT) on blocking
+ * sockets: io_uring drives them asynchronously, and a socket must not be
+ * O_NONBLOCK or io_uring would return EAGAIN instead of waiting.
+ */
+#include "core/log.h"
+#include "core/proxy.h"
+#include "core/snapshot.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static uint32_t up_slot(const struct shard *s, const struct upconn *u)
+{
+	return (uint32_t)(u - s->ups);
+}
+
+static struct bufpool *cpool(struct shard *s)
+{
+	return ring_pool(&s->ring, RING_GROUP_CLIENT);
+}
+
+static struct bufpool *upool(struct shard *s)
+{
+	return ring_pool(&s->ring, RING_GROUP_UPSTREAM);
+}
+
+static void idle_remove(struct shard *s, struct upconn *u)
+{
+	struct idle_list *l = &s->idle[u->backend_uid];
+
+	if (u->idle_prev != NULL)
+		u->idle_prev->idle_next = u->idle_next;
+	else
+		l->head = u->idle_next;
+	if (u->idle_next != NULL)
+		u->idle_next->idle_prev = u->idle_prev;
+	u->idle_next = u->idle_prev = NULL;
+	RLB_ASSERT(l->count > 0);
+	l->count--;
+}
+
+static void idle_push(struct shard *s, struct upconn *u)
+{
+	struct idle_list *l = &s->idle[u->backend_uid];
+
+	u->idle_prev = NULL;
+	u->idle_next = l->head;
+	if (l->head != NULL)
+		l->head->idle_prev = u;
+	l->head = u;
+	l->count++;
+}
+
+/* up_free returns a closed connection's slot. `notify` tells the client
+ * side, which is only safe from a completion handler: when the free happens
+ * synchronously inside the client's own processing, the caller sees c->up
+ * turn NULL and carries on. */
+static void up_free(struct shard *s, struct upconn *u, bool notify)
+{
+	struct conn *c = u->client;
+
+	RLB_ASSERT(u->ops == 0);
+	RLB_ASSERT(u->state == UP_CLOSING);
+	timer_disarm(&s->wheel, &u->timer);
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	u->client = NULL;
+	u->state = UP_FREE;
+	u->gen++;
+	s->up_free[s->up_nfree++] = up_slot(s, u);
+	if (c != NULL) {
+		c->up = NULL;
+		if (notify)
+			conn_upstream_gone(s, c);
+	}
+}
+
+void up_close(struct shard *s, struct upconn *u)
+{
+	if (u->state == UP_FREE || u->state == UP_CLOSING)
+		return;
+	if (u->state == UP_IDLE)
+		idle_remove(s, u);
+	u->state = UP_CLOSING;
+	timer_disarm(&s->wheel, &u->timer);
+	shutdown(u->fd, SHUT_RDWR);
+	if (u->ops > 0) {
+		ring_cancel_fd(&s->ring, u->fd, ring_ud(OP_UCANCEL, up_slot(s, u), u->gen));
+		u->ops++;
+		return;
+	}
+	up_free(s, u, false);
+}
+
+static void up_op_done(struct shard *s, struct upconn *u)
+{
+	RLB_ASSERT(u->ops > 0);
+	u->ops--;
+	if (u->state == UP_CLOSING && u->ops == 0)
+		up_free(s, u, true);
+}
+
+void up_update_recv(struct shard *s, struct upconn *u)
+{
+	bool want = u->fd >= 0 && !u->starved &&
+	            (u->state == UP_IDLE ||
+	             (u->state == UP_ACTIVE && u->client != NULL &&
+	              u->client->rin.bytes < s->cfg->buffers.conn_bytes_max));
+
+	if (want && !u->recv_on) {
+		ring_recv_multishot(&s->ring, u->fd, RING_GROUP_UPSTREAM,
+		                    ring_ud(OP_URECV, up_slot(s, u), u->gen));
+		u->ops++;
+		u->recv_on = true;
+		u->recv_stop = false;
+	} else if (!want && u->recv_on && !u->recv_stop && u->state != UP_CLOSING) {
+		ring_cancel(&s->ring, ring_ud(OP_URECV, up_slot(s, u), u->gen),
+		            ring_ud(OP_UCANCEL, up_slot(s, u), u->gen));
+		u->ops++;
+		u->recv_stop = true;
+	}
+}
+
+void up_restart_recv(struct shard *s, struct upconn *u)
+{
+	u->starved = false;
+	up_update_recv(s, u);
+}
+
+static bool request_sent(const struct conn *c)
+{
+	return c->req_phase == REQ_DONE && c->req_fwd == 0 && c->req_head_sent == c->req_head_len;
+}
+
+/* up_update_timer re-arms the deadline of an active connection after an
+ * event: a send making no progress (upstream_send), or the backend staying
+ * silent once the request is out (upstream_response, measured between two
+ * reads as nginx's proxy_read_timeout is). While the client is slow to take
+ * the response and receiving is paused, the client's send timer governs. */
+void up_update_timer(struct shard *s, struct upconn *u)
+{
+	const struct snapshot *snap = snapshot_current();
+	struct conn *c = u->client;
+
+	if (u->state != UP_ACTIVE || c == NULL)
+		return;
+	if (u->send_on)
+		timer_arm(&s->wheel, &u->timer, s->now_ms + snap->timeouts.upstream_send_ms);
+	else if (c->resp_phase < RESP_DONE && request_sent(c) &&
+	         c->rin.bytes < s->cfg->buffers.conn_bytes_max)
+		timer_arm(&s->wheel, &u->timer, s->now_ms + snap->timeouts.upstream_response_ms);
+	else
+		timer_disarm(&s->wheel, &u->timer);
+}
+
+static void link_client(struct upconn *u, struct conn *c)
+{
+	u->client = c;
+	c->up = u;
+	u->got_bytes = false;
+}
+
+static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
+                                 const struct lb_backend *b)
+{
+	struct upconn *u;
+	int one = 1;
+	int fd;
+
+	if (s->up_nfree == 0) {
+		rlb_log(LOG_WARN, "shard %u: upstream connection slab full; raise "
+		                  "limits.upstream_conns_max", s->id);
+		return NULL;
+	}
+	fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rlb_log(LOG_ERROR, "socket() for backend %s: %s", b->name, strerror(errno));
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	u = &s->ups[s->up_free[--s->up_nfree]];
+	RLB_ASSERT(u->state == UP_FREE);
+	RLB_ASSERT(u->ops == 0);
+	u->fd = fd;
+	u->state = UP_CONNECTING;
+	u->recv_on = u->recv_stop = u->send_on = u->starved = false;
+	u->requests = 0;
+	u->backend_uid = b->uid;
+	u->idle_timeout_ms = sp->keepalive_timeout_ms;
+	u->idle_next = u->idle_prev = NULL;
+	memcpy(&u->addr, &b->addr, sizeof(u->addr));
+	u->addr_len = b->addr_len;
+	ring_connect(&s->ring, fd, (struct sockaddr *)&u->addr, u->addr_len,
+	             ring_ud(OP_UCONNECT, up_slot(s, u), u->gen));
+	u->ops++;
+	timer_arm(&s->wheel, &u->timer, s->now_ms + snapshot_current()->timeouts.upstream_connect_ms);
+	s->stats.upstream_connects++;
+	return u;
+}
+
+static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
+{
+	const struct snapshot *snap = snapshot_current();
+	struct lb_ctx ctx = {.exclude = c->tried};
+	int32_t idx;
+
+	if (s->lb_version != snap->version) {
+		memset(s->lb_local, 0, sizeof(s->lb_local));
+		s->lb_version = snap->version;
+	}
+	idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
+	if (idx < 0 && c->tried != 0) {
+		/* Every backend was tried once: a retry may go to any again. */
+		ctx.exclude = 0;
+		idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
+	}
+	return idx;
+}
+
+int up_acquire(struct shard *s, struct conn *c, bool fresh)
+{
+	const struct snapshot *snap = snapshot_current();
+	const struct snap_pool *sp;
+	const struct lb_backend *b;
+	struct upconn *u;
+	int32_t idx;
+
+	RLB_ASSERT(c->up == NULL);
+	if (c->pool >= snap->num_pools)
+		return 0; /* the pool went away in a reload */
+	sp = &snap->pools[c->pool];
+	idx = pick_backend(s, sp, c);
+	if (idx < 0)
+		return 0;
+	b = &sp->lb.backends[idx];
+	c->tries++;
+	if (idx < 64)
+		c->tried |= 1ull << idx;
+	c->backend_uid = b->uid;
+	u = fresh ? NULL : s->idle[b->uid].head;
+	if (u != NULL) {
+		idle_remove(s, u);
+		u->state = UP_ACTIVE;
+		u->requests++;
+		s->stats.upstream_reused++;
+		link_client(u, c);
+		up_send_more(s, u);
+		up_update_timer(s, u);
+		up_update_recv(s, u);
+		return 1;
+	}
+	u = up_connect(s, sp, b);
+	if (u == NULL)
+		return 0;
+	link_client(u, c);
+	c->resp_phase = RESP_CONNECT;
+	return 1;
+}
+
+void up_send_more(struct shard *s, struct upconn *u)
+{
+	struct conn *c = u->client;
+	uint64_t bytes = 0;
+	int n = 0;
+
+	if (c == NULL || u->send_on || u->state != UP_ACTIVE)
+		return;
+	if (c->req_head >= 0 && c->req_head_sent < c->req_head_len) {
+		u->iov[n].iov_base = hpool_data(&s->heads, (uint32_t)c->req_head) + c->req_head_sent;
+		u->iov[n].iov_len = c->req_head_len - c->req_head_sent;
+		bytes += u->iov[n++].iov_len;
+	}
+	if (c->req_fwd > 0 && c->req_head_sent + bytes == c->req_head_len) {
+		uint64_t more = 0;
+
+		n += bufq_iov(&c->in, cpool(s), 0, c->req_fwd, u->iov + n, CONN_IOV_MAX - n, &more);
+		bytes += more;
+	}
+	if (bytes == 0)
+		return;
+	memset(&u->msg, 0, sizeof(u->msg));
+	u->msg.msg_iov = u->iov;
+	u->msg.msg_iovlen = (size_t)n;
+	ring_sendmsg(&s->ring, u->fd, &u->msg, ring_ud(OP_USEND, up_slot(s, u), u->gen));
+	u->ops++;
+	u->send_on = true;
+	u->send_inflight = bytes;
+	if (c->resp_phase == RESP_CONNECT)
+		c->resp_phase = RESP_HEAD;
+	up_update_timer(s, u);
+}
+
+void up_finish(struct shard *s, struct upconn *u, bool reusable)
+{
+	const struct snapshot *snap = snapshot_current();
+	struct conn *c = u->client;
+	uint32_t keep = 0;
+
+	if (u->state != UP_ACTIVE)
+		return;
+	if (c != NULL && snap->version == c->snap_version && c->pool < snap->num_pools)
+		keep = snap->pools[c->pool].keepalive;
+	if (!reusable || s->idle[u->backend_uid].count >= keep) {
+		up_close(s, u);
+		return;
+	}
+	RLB_ASSERT(!u->send_on);
+	if (c != NULL)
+		c->up = NULL;
+	u->client = NULL;
+	u->state = UP_IDLE;
+	idle_push(s, u);
+	timer_arm(&s->wheel, &u->timer, s->now_ms + u->idle_timeout_ms);
+	up_update_recv(s, u);
+}
+
+/* fail_active tells the client, closes the connection, and lets the client
+ * side carry on (retry, error page, or cut response). */
+static void fail_active(struct shard *s, struct upconn *u, enum up_fail why)
+{
+	struct conn *c = u->client;
+
+	if (c != NULL)
+		conn_upstream_failed(s, c, why);
+	up_close(s, u);
+	if (c != NULL && c->up == NULL)
+		conn_upstream_gone(s, c);
+}
+
+void up_on_connect(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
+{
+	if (u->state == UP_CLOSING) {
+		up_op_done(s, u);
+		return;
+	}
+	u->ops--;
+	if (cqe->res < 0) {
+		rlb_log(LOG_DEBUG, "connect to backend uid %u: %s", u->backend_uid,
+		        strerror(-cqe->res));
+		fail_active(s, u, UPF_CONNECT);
+		return;
+	}
+	u->state = UP_ACTIVE;
+	u->requests = 1;
+	up_update_recv(s, u);
+	up_send_more(s, u);
+	up_update_timer(s, u);
+}
+
+void up_on_recv(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
+{
+	bool more = ring_cqe_more(cqe);
+	bool eof = false, stray = false;
+	struct conn *c = u->client;
+
+	if (ring_cqe_has_buffer(cqe)) {
+		ring_note_buffer(&s->ring, RING_GROUP_UPSTREAM);
+		if (cqe->res > 0 && u->state == UP_ACTIVE && c != NULL) {
+			bufq_push(&c->rin, upool(s), ring_cqe_bid(cqe), (uint32_t)cqe->res);
+			u->got_bytes = true;
+		} else {
+			upool(s)->recycle(upool(s), ring_cqe_bid(cqe));
+			stray = cqe->res > 0;
+		}
+	}
+	if (!more)
+		u->recv_on = u->recv_stop = false;
+	if (cqe->res == -ENOBUFS) {
+		if (!u->starved) {
+			u->starved = true;
+			u->starved_next = s->up_starved;
+			s->up_starved = u;
+		}
+	} else if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ECANCELED)) {
+		eof = true;
+	}
+	if (!more) {
+		up_op_done(s, u);
+		if (u->state == UP_FREE)
+			return;
+	}
+	if (u->state == UP_CLOSING)
+		return;
+	if (u->state == UP_IDLE) {
+		/* A pooled connection that the backend closed (or that talks out
+		 * of turn) leaves the pool now, not when a request picks it. */
+		if (eof || stray)
+			up_close(s, u);
+		else
+			up_update_recv(s, u);
+		return;
+	}
+	if (c == NULL)
+		return;
+	if (eof) {
+		conn_upstream_eof(s, c, u->requests > 1 && !u->got_bytes);
+		up_close(s, u);
+		if (c->up == NULL)
+			conn_upstream_gone(s, c);
+		return;
+	}
+	up_update_timer(s, u);
+	conn_step(s, c);
+	if (u->state == UP_ACTIVE || u->state == UP_IDLE)
+		up_update_recv(s, u);
+}
+
+void up_on_send(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
+{
+	struct conn *c = u->client;
+	uint64_t n;
+
+	RLB_ASSERT(u->send_on);
+	u->send_on = false;
+	if (u->state == UP_CLOSING) {
+		up_op_done(s, u);
+		return;
+	}
+	u->ops--;
+	if (cqe->res <= 0) {
+		fail_active(s, u, u->requests > 1 && !u->got_bytes ? UPF_STALE : UPF_IO);
+		return;
+	}
+	RLB_ASSERT(c != NULL);
+	RLB_ASSERT((uint64_t)cqe->res <= u->send_inflight);
+	n = (uint64_t)cqe->res;
+	if (c->req_head_sent < c->req_head_len) {
+		uint64_t take = c->req_head_len - c->req_head_sent;
+
+		take = n < take ? n : take;
+		c->req_head_sent += (uint32_t)take;
+		n -= take;
+	}
+	if (n > 0) {
+		RLB_ASSERT(n <= c->req_fwd);
+		bufq_consume(&c->in, cpool(s), n);
+		c->req_fwd -= n;
+	}
+	up_update_timer(s, u);
+	conn_step(s, c);
+}
+
+void up_on_cancel(struct shard *s, struct upconn *u)
+{
+	up_op_done(s, u);
+}
+
+void up_on_timer(struct shard *s, struct upconn *u)
+{
+	switch (u->state) {
+	case UP_CONNECTING:
+		rlb_log(LOG_WARN, "connect to backend uid %u timed out", u->backend_uid);
+		s->stats.timeouts++;
+		fail_active(s, u, UPF_CONNECT_TIMEOUT);
+		return;
+	case UP_ACTIVE:
+		s->stats.timeouts++;
+		fail_active(s, u, UPF_TIMEOUT);
+		return;
+	case UP_IDLE:
+		up_close(s, u);
+		return;
+	default:
+		return;
+	}
+}
+
+void up_close_idle(struct shard *s)
+{
+	for (uint32_t i = 0; i < s->cfg->limits.upstream_conns_max; i++)
+		if (s->ups[i].state == UP_IDLE)
+			up_close(s, &s->ups[i]);
+}

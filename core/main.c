@@ -167,7 +167,7 @@ static int apply_overrides(struct config *cfg, const struct options *o, char *er
 static int build_config(struct config *cfg, const struct options *o, char *err, size_t len)
 {
 	if (o->config_path != NULL) {
-		if (!config_load_file(cfg, o->config_path, err, len))
+		if (!config_parse_file(cfg, o->config_path, err, len))
 			return 0;
 		return apply_overrides(cfg, o, err, len) && config_validate(cfg, err, len);
 	}

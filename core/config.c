@@ -1,0 +1,1512 @@
+/* core/config.c — the YAML configuration (libyaml's document API), quick
+ * mode, defaults and whole-configuration validation.
+ *
+ * Runs on the control thread only, at start-up and on reload; it may allocate
+ * and is never on the request path.
+ *
+ * Method: the file is loaded into a libyaml document (every node carries its
+ * line), then walked against static key tables. A table row names a key, the
+ * field it fills, how to parse it and its bounds, so the loader, the range
+ * re-check in config_validate and docs/reference.md all follow one list.
+ * Per-key checks happen while parsing, with the value's line; relations
+ * between keys (header_bytes_max <= buffers.size, routes naming pools) wait
+ * for config_validate, which finds lines in the private _line/_key_lines
+ * fields the loader filled in.
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/common.h"
+
+#define KIB             1024ULL
+#define MIB             (1024ULL * KIB)
+#define GIB             (1024ULL * MIB)
+#define DURATION_MAX_MS (24ULL * 3600 * 1000) /* no timeout needs more than a day */
+#define FILE_BYTES_MAX  (16 * MIB)            /* a configuration is a few KiB */
+#define GOT_CHARS_MAX   60                    /* longest value echoed in a message */
+
+/* ---- messages ---- */
+
+/* errorf writes "SOURCE[:LINE]: [KEY: ]MESSAGE" into err and returns 0, so that
+ * callers can `return errorf(...)`. Line 0 means "no line" (a default or the
+ * command line). */
+__attribute__((format(printf, 6, 7))) static int errorf(char *err, size_t err_len,
+                                                        const char *source, uint32_t line,
+                                                        const char *key, const char *fmt, ...)
+{
+	char msg[CONFIG_ERR_MAX];
+	char where[16] = "";
+	va_list ap;
+
+	if (err == NULL || err_len == 0)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof(where), ":%u", line);
+	if (key != NULL && key[0] != '\0')
+		snprintf(err, err_len, "%s%s: %s: %s", source, where, key, msg);
+	else
+		snprintf(err, err_len, "%s%s: %s", source, where, msg);
+	return 0;
+}
+
+/* quote copies a user's value into `out` between double quotes, cut short and
+ * with control bytes replaced, because an error message must stay one line. */
+static const char *quote(char *out, size_t out_len, const char *s, size_t len)
+{
+	size_t n = len > GOT_CHARS_MAX ? GOT_CHARS_MAX : len;
+	size_t o = 0;
+
+	RLB_ASSERT(out_len >= GOT_CHARS_MAX + 6);
+	out[o++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	if (n < len) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
+/* fmt_size writes a byte count the way a user would write it. */
+static const char *fmt_size(char *out, size_t out_len, uint64_t v)
+{
+	if (v >= GIB && v % GIB == 0)
+		snprintf(out, out_len, "%lluGiB", (unsigned long long)(v / GIB));
+	else if (v >= MIB && v % MIB == 0)
+		snprintf(out, out_len, "%lluMiB", (unsigned long long)(v / MIB));
+	else if (v >= KIB && v % KIB == 0)
+		snprintf(out, out_len, "%lluKiB", (unsigned long long)(v / KIB));
+	else
+		snprintf(out, out_len, "%llu bytes", (unsigned long long)v);
+	return out;
+}
+
+/* fmt_duration writes milliseconds the way a user would write them. */
+static const char *fmt_duration(char *out, size_t out_len, uint64_t ms)
+{
+	if (ms >= 3600000 && ms % 3600000 == 0)
+		snprintf(out, out_len, "%lluh", (unsigned long long)(ms / 3600000));
+	else if (ms >= 60000 && ms % 60000 == 0)
+		snprintf(out, out_len, "%llum", (unsigned long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(out, out_len, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(out, out_len, "%llums", (unsigned long long)ms);
+	return out;
+}
+
+/* ---- value parsers ---- */
+
+/* parse_digits reads one or more decimal digits, refusing overflow, and
+ * leaves *end on the first byte after them. */
+static int parse_digits(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		uint64_t d = (uint64_t)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return 0;
+		v = v * 10 + d;
+	}
+	if (p == s)
+		return 0;
+	*end = p;
+	*out = v;
+	return 1;
+}
+
+/* parse_uint accepts a whole string of decimal digits (no sign, no spaces). */
+static int parse_uint(const char *text, uint64_t *out)
+{
+	const char *end;
+
+	return parse_digits(text, &end, out) && *end == '\0';
+}
+
+int config_parse_duration_ms(const char *text, uint64_t *out_ms)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	const char *end;
+	uint64_t n;
+
+	if (text == NULL || !parse_digits(text, &end, &n))
+		return 0;
+	for (size_t i = 0; i < RLB_ARRAY_LEN(units); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].ms)
+			return 0;
+		*out_ms = n * units[i].ms;
+		return 1;
+	}
+	return 0;
+}
+
+int config_parse_size(const char *text, uint64_t *out_bytes)
+{
+	/* k/m/g are 1024-based as in nginx; KB/MB/GB are SI as in the name. */
+	static const struct {
+		const char *suffix;
+		uint64_t mult;
+	} units[] = {
+	        {"", 1},
+	        {"B", 1},
+	        {"KiB", KIB},
+	        {"MiB", MIB},
+	        {"GiB", GIB},
+	        {"TiB", 1024 * GIB},
+	        {"KB", 1000},
+	        {"MB", 1000000},
+	        {"GB", 1000000000},
+	        {"TB", 1000000000000},
+	        {"k", KIB},
+	        {"K", KIB},
+	        {"m", MIB},
+	        {"M", MIB},
+	        {"g", GIB},
+	        {"G", GIB},
+	        {"t", 1024 * GIB},
+	        {"T", 1024 * GIB},
+	};
+	const char *end;
+	uint64_t n;
+
+	if (text == NULL || !parse_digits(text, &end, &n))
+		return 0;
+	for (size_t i = 0; i < RLB_ARRAY_LEN(units); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].mult)
+			return 0;
+		*out_bytes = n * units[i].mult;
+		return 1;
+	}
+	return 0;
+}
+
+/* parse_port accepts 1..65535 in decimal; port 0 would mean "any port". */
+static int parse_port(const char *s, uint16_t *out)
+{
+	uint64_t v;
+
+	if (!parse_uint(s, &v) || v == 0 || v > 65535)
+		return 0;
+	*out = (uint16_t)v;
+	return 1;
+}
+
+int config_parse_addr(const char *text, struct config_addr *out)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *colon;
+	size_t host_len;
+	uint16_t port;
+
+	if (text == NULL || strlen(text) >= sizeof(out->text))
+		return 0;
+	if (text[0] == '[') {
+		/* A v6 address holds colons itself, so it must be bracketed. */
+		const char *close = strchr(text, ']');
+		if (close == NULL || close[1] != ':')
+			return 0;
+		host_len = (size_t)(close - text - 1);
+		colon = close + 1;
+		if (host_len == 0 || host_len >= sizeof(host))
+			return 0;
+		memcpy(host, text + 1, host_len);
+	} else {
+		colon = strchr(text, ':');
+		if (colon == NULL || strchr(colon + 1, ':') != NULL)
+			return 0;
+		host_len = (size_t)(colon - text);
+		if (host_len >= sizeof(host))
+			return 0;
+		memcpy(host, text, host_len);
+	}
+	host[host_len] = '\0';
+	if (!parse_port(colon + 1, &port))
+		return 0;
+
+	struct config_addr a;
+	memset(&a, 0, sizeof(a));
+	if (text[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a.ss;
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return 0;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		a.len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
+		if (host_len == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return 0;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		a.len = sizeof(*s4);
+	}
+	memcpy(a.text, text, strlen(text) + 1);
+	*out = a;
+	return 1;
+}
+
+/* is_name_char: pool names appear in logs, metrics labels and the admin API,
+ * so they keep to a charset none of those has to escape. */
+static int is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-';
+}
+
+static int valid_pool_name(const char *s, size_t len)
+{
+	if (len == 0 || len >= CONFIG_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!is_name_char(s[i]))
+			return 0;
+	return 1;
+}
+
+/* valid_host accepts a DNS-style name, or "*." and one, lower-cased by the
+ * caller; a bare "*" is refused because leaving `host` out says the same. */
+static int valid_host(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	if (len == 0 || len > 255)
+		return 0;
+	if (s[0] == '*') {
+		if (len < 3 || s[1] != '.')
+			return 0;
+		i = 2;
+	}
+	for (; i < len; i++)
+		if (!is_name_char(s[i]) || s[i] == '*')
+			return 0;
+	return 1;
+}
+
+/* valid_path: a prefix of a request target in origin form (RFC 9112 §3.2.1). */
+static int valid_path(const char *s, size_t len)
+{
+	if (len == 0 || len > 255 || s[0] != '/')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* ---- key tables ---- */
+
+enum field_kind {
+	F_UINT,      /* decimal integer in [min, max] */
+	F_POW2,      /* power of two in [min, max] */
+	F_SIZE,      /* size in bytes in [min, max] */
+	F_DURATION,  /* milliseconds in [min, max] */
+	F_BOOL,      /* true/false/yes/no/on/off */
+	F_ADDR,      /* struct config_addr */
+	F_POOL_NAME, /* char[CONFIG_NAME_MAX] */
+	F_POOL_REF,  /* char[CONFIG_NAME_MAX], resolved by config_validate */
+	F_HOST,      /* char[256], lower-cased */
+	F_PATH,      /* char[256] */
+	F_WORKERS,   /* "auto" or an integer */
+	F_LOG_LEVEL, /* int 0..3 */
+	F_ALGORITHM, /* enum config_algorithm */
+	F_LOG_PATH,  /* struct config_access_log path and enabled */
+	F_SECTION,   /* nested mapping, parsed with `sub` */
+	F_LISTENERS, /* the listeners list */
+	F_POOLS,     /* the pools list */
+	F_ROUTES,    /* the routes list */
+	F_BACKENDS,  /* a pool's backends list */
+};
+
+#define FL_REQUIRED 1 /* the mapping must hold this key */
+#define FL_LINE     2 /* its line goes to the item's _line */
+
+struct table;
+
+struct field {
+	const char *key;
+	size_t offset;  /* into the struct the table fills */
+	uint32_t width; /* bytes, for the integer kinds */
+	uint8_t kind;
+	uint8_t flags;
+	uint64_t min, max;
+	const struct table *sub; /* F_SECTION only */
+};
+
+struct table {
+	const struct field *fields;
+	size_t num_fields;
+	int line_base; /* first slot in cfg->_key_lines, or -1 in list items */
+};
+
+#define FIELD(k, type, member, kind, flags, min, max)                                              \
+	{                                                                                          \
+		k, offsetof(type, member), sizeof(((type *)0)->member), kind, flags, min, max,     \
+		        NULL                                                                       \
+	}
+#define SECTION(k, member, table)                                                                  \
+	{                                                                                          \
+		k, offsetof(struct config, member), 0, F_SECTION, 0, 0, 0, table                   \
+	}
+
+/* Slots in cfg->_key_lines: slot 0 holds the line of the top-level mapping,
+ * the place to blame for a key the file leaves out. */
+enum {
+	LINE_ROOT = 0,
+	LINE_TOP = 1,
+	LINE_TIMEOUTS = LINE_TOP + 10,
+	LINE_LIMITS = LINE_TIMEOUTS + 8,
+	LINE_BUFFERS = LINE_LIMITS + 7,
+	LINE_ACCESS_LOG = LINE_BUFFERS + 4,
+	LINE_END = LINE_ACCESS_LOG + 2,
+};
+_Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
+
+#define T       struct config_timeouts
+#define DUR_MAX DURATION_MAX_MS
+static const struct field timeouts_fields[] = {
+        FIELD("client_header", T, client_header_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("client_body", T, client_body_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("keepalive", T, keepalive_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("send", T, send_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("upstream_connect", T, upstream_connect_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("upstream_response", T, upstream_response_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("upstream_send", T, upstream_send_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("drain", T, drain_ms, F_DURATION, 0, 0, DUR_MAX), /* 0: close at once */
+};
+#undef T
+
+#define T struct config_limits
+static const struct field limits_fields[] = {
+        FIELD("conns_max", T, conns_max, F_UINT, 0, 1, 1048576),
+        FIELD("upstream_conns_max", T, upstream_conns_max, F_UINT, 0, 1, 1048576),
+        /* The upper bounds of the three head sizes are buffers.size, checked in
+         * config_validate; MIB here is buffers.size's own maximum. */
+        FIELD("request_line_bytes_max", T, request_line_bytes_max, F_SIZE, 0, 64, MIB),
+        FIELD("header_bytes_max", T, header_bytes_max, F_SIZE, 0, 256, MIB),
+        FIELD("headers_max", T, headers_max, F_UINT, 0, 1, 1024),
+        FIELD("body_bytes_max", T, body_bytes_max, F_SIZE, 0, 0, UINT64_MAX),
+        FIELD("response_header_bytes_max", T, response_header_bytes_max, F_SIZE, 0, 256, MIB),
+};
+#undef T
+
+#define T struct config_buffers
+static const struct field buffers_fields[] = {
+        FIELD("count", T, count, F_POW2, 0, 16, 32768),
+        FIELD("size", T, size, F_SIZE, 0, KIB, MIB),
+        FIELD("conn_bytes_max", T, conn_bytes_max, F_SIZE, 0, KIB, GIB),
+        FIELD("ring_entries", T, ring_entries, F_POW2, 0, 64, 32768),
+};
+#undef T
+
+#define T struct config_access_log
+static const struct field access_log_fields[] = {
+        FIELD("path", T, path, F_LOG_PATH, 0, 0, 0),
+        FIELD("queue_entries", T, queue_entries, F_POW2, 0, 64, 1048576),
+};
+#undef T
+
+#define T struct config_listener
+static const struct field listener_fields[] = {
+        FIELD("address", T, addr, F_ADDR, FL_REQUIRED | FL_LINE, 0, 0),
+        FIELD("backlog", T, backlog, F_UINT, 0, 1, 65535),
+};
+#undef T
+
+#define T struct config_backend
+static const struct field backend_fields[] = {
+        FIELD("address", T, addr, F_ADDR, FL_REQUIRED | FL_LINE, 0, 0),
+        FIELD("weight", T, weight, F_UINT, 0, 1, 1000),
+};
+#undef T
+
+#define T struct config_pool
+static const struct field pool_fields[] = {
+        FIELD("name", T, name, F_POOL_NAME, FL_REQUIRED | FL_LINE, 0, 0),
+        FIELD("algorithm", T, algorithm, F_ALGORITHM, 0, 0, 0),
+        FIELD("keepalive", T, keepalive, F_UINT, 0, 0, 65535),
+        FIELD("keepalive_timeout", T, keepalive_timeout_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("retries", T, retries, F_UINT, 0, 0, 10),
+        FIELD("backends", T, backends, F_BACKENDS, FL_REQUIRED, 0, 0),
+};
+#undef T
+
+#define T struct config_route
+static const struct field route_fields[] = {
+        FIELD("host", T, host, F_HOST, 0, 0, 0),
+        FIELD("path", T, path, F_PATH, 0, 0, 0),
+        FIELD("pool", T, pool, F_POOL_REF, FL_REQUIRED | FL_LINE, 0, 0),
+};
+#undef T
+#undef DUR_MAX
+
+#define TABLE(f, base)                                                                             \
+	{                                                                                          \
+		f, RLB_ARRAY_LEN(f), base                                                          \
+	}
+static const struct table timeouts_table = TABLE(timeouts_fields, LINE_TIMEOUTS);
+static const struct table limits_table = TABLE(limits_fields, LINE_LIMITS);
+static const struct table buffers_table = TABLE(buffers_fields, LINE_BUFFERS);
+static const struct table access_log_table = TABLE(access_log_fields, LINE_ACCESS_LOG);
+static const struct table listener_table = TABLE(listener_fields, -1);
+static const struct table backend_table = TABLE(backend_fields, -1);
+static const struct table pool_table = TABLE(pool_fields, -1);
+static const struct table route_table = TABLE(route_fields, -1);
+
+#define T struct config
+static const struct field top_fields[] = {
+        FIELD("workers", T, workers, F_WORKERS, 0, 0, 1024),
+        FIELD("pin_workers", T, pin_workers, F_BOOL, 0, 0, 1),
+        FIELD("log_level", T, log_level, F_LOG_LEVEL, 0, 0, 3),
+        FIELD("listeners", T, listeners, F_LISTENERS, 0, 0, 0),
+        FIELD("pools", T, pools, F_POOLS, 0, 0, 0),
+        FIELD("routes", T, routes, F_ROUTES, 0, 0, 0),
+        SECTION("timeouts", timeouts, &timeouts_table),
+        SECTION("limits", limits, &limits_table),
+        SECTION("buffers", buffers, &buffers_table),
+        SECTION("access_log", access_log, &access_log_table),
+};
+#undef T
+static const struct table top_table = TABLE(top_fields, LINE_TOP);
+
+_Static_assert(RLB_ARRAY_LEN(top_fields) == LINE_TIMEOUTS - LINE_TOP, "top line slots");
+_Static_assert(RLB_ARRAY_LEN(timeouts_fields) == LINE_LIMITS - LINE_TIMEOUTS, "timeouts slots");
+_Static_assert(RLB_ARRAY_LEN(limits_fields) == LINE_BUFFERS - LINE_LIMITS, "limits slots");
+_Static_assert(RLB_ARRAY_LEN(buffers_fields) == LINE_ACCESS_LOG - LINE_BUFFERS, "buffers slots");
+_Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_END - LINE_ACCESS_LOG, "log slots");
+
+/* expectation describes what a field accepts, for "expected X, got Y". */
+static const char *expectation(const struct field *f, char *out, size_t out_len)
+{
+	switch ((enum field_kind)f->kind) {
+	case F_UINT:
+		snprintf(out, out_len, "an integer from %llu to %llu", (unsigned long long)f->min,
+		         (unsigned long long)f->max);
+		return out;
+	case F_POW2:
+		snprintf(out, out_len, "a power of two from %llu to %llu",
+		         (unsigned long long)f->min, (unsigned long long)f->max);
+		return out;
+	case F_SIZE:
+		return "a size like 16KiB or 4MiB";
+	case F_DURATION:
+		return "a duration like 2s or 500ms";
+	case F_BOOL:
+		return "true or false";
+	case F_ADDR:
+		return "HOST:PORT with a numeric IP";
+	case F_POOL_NAME:
+		return "a name of 1 to 63 characters from A-Z a-z 0-9 _ . -";
+	case F_POOL_REF:
+		return "the name of a pool";
+	case F_HOST:
+		return "a host name or \"*.suffix\" of at most 255 characters";
+	case F_PATH:
+		return "a path prefix starting with \"/\" of at most 255 characters, no spaces";
+	case F_WORKERS:
+		return "\"auto\" or an integer from 1 to 1024";
+	case F_LOG_LEVEL:
+		return "one of error, warn, info, debug";
+	case F_ALGORITHM:
+		return "one of round_robin";
+	case F_LOG_PATH:
+		return "a file path, \"stdout\", \"-\" or \"off\"";
+	case F_SECTION:
+		return "a mapping";
+	case F_LISTENERS:
+	case F_POOLS:
+	case F_ROUTES:
+	case F_BACKENDS:
+		return "a list";
+	}
+	return "a value";
+}
+
+/* range_text describes a numeric field's bounds, for "expected X, got Y". */
+static const char *range_text(const struct field *f, char *out, size_t out_len)
+{
+	char a[32], b[32];
+
+	if (f->kind == F_SIZE)
+		snprintf(out, out_len, "a size from %s to %s", fmt_size(a, sizeof(a), f->min),
+		         fmt_size(b, sizeof(b), f->max));
+	else if (f->kind == F_DURATION)
+		snprintf(out, out_len, "a duration from %s to %s",
+		         fmt_duration(a, sizeof(a), f->min), fmt_duration(b, sizeof(b), f->max));
+	else
+		return expectation(f, out, out_len);
+	return out;
+}
+
+static int in_range(const struct field *f, uint64_t v)
+{
+	if (v < f->min || v > f->max)
+		return 0;
+	return f->kind != F_POW2 || (v & (v - 1)) == 0;
+}
+
+static void store_uint(void *base, const struct field *f, uint64_t v)
+{
+	char *at = (char *)base + f->offset;
+
+	if (f->width == 4) {
+		uint32_t x = (uint32_t)v;
+		memcpy(at, &x, sizeof(x));
+	} else {
+		RLB_ASSERT(f->width == 8);
+		memcpy(at, &v, sizeof(v));
+	}
+}
+
+static uint64_t load_uint(const void *base, const struct field *f)
+{
+	const char *at = (const char *)base + f->offset;
+
+	if (f->width == 4) {
+		uint32_t x;
+		memcpy(&x, at, sizeof(x));
+		return x;
+	}
+	RLB_ASSERT(f->width == 8);
+	uint64_t v;
+	memcpy(&v, at, sizeof(v));
+	return v;
+}
+
+static int find_field(const struct table *t, const char *key)
+{
+	for (size_t i = 0; i < t->num_fields; i++)
+		if (strcmp(t->fields[i].key, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* ---- defaults ---- */
+
+static void pool_defaults(struct config_pool *pool)
+{
+	memset(pool, 0, sizeof(*pool));
+	pool->algorithm = CONFIG_ALG_ROUND_ROBIN;
+	pool->keepalive = 64;
+	pool->keepalive_timeout_ms = 60 * 1000;
+	pool->retries = 1;
+}
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->source, sizeof(cfg->source), "command line");
+	cfg->workers = 0;
+	cfg->pin_workers = true;
+	cfg->log_level = 2;
+	cfg->timeouts = (struct config_timeouts){
+	        .client_header_ms = 10 * 1000,
+	        .client_body_ms = 60 * 1000,
+	        .keepalive_ms = 75 * 1000,
+	        .send_ms = 60 * 1000,
+	        .upstream_connect_ms = 5 * 1000,
+	        .upstream_response_ms = 60 * 1000,
+	        .upstream_send_ms = 60 * 1000,
+	        .drain_ms = 30 * 1000,
+	};
+	cfg->limits = (struct config_limits){
+	        .conns_max = 10000,
+	        .upstream_conns_max = 10000,
+	        .request_line_bytes_max = 8 * KIB,
+	        .header_bytes_max = 16 * KIB,
+	        .headers_max = 100,
+	        .body_bytes_max = GIB,
+	        .response_header_bytes_max = 16 * KIB,
+	};
+	/* 2048 buffers x 16KiB = 32MiB of receive buffers per shard. */
+	cfg->buffers = (struct config_buffers){
+	        .count = 2048,
+	        .size = 16 * KIB,
+	        .conn_bytes_max = 256 * KIB,
+	        .ring_entries = 4096,
+	};
+	cfg->access_log.enabled = false;
+	cfg->access_log.queue_entries = 4096;
+}
+
+void config_free(struct config *cfg)
+{
+	/* Every pool slot, not num_pools: a load that failed half-way may have
+	 * given a pool its array before counting it. */
+	for (size_t i = 0; i < CONFIG_POOLS_MAX; i++) {
+		free(cfg->pools[i].backends);
+		cfg->pools[i].backends = NULL;
+		cfg->pools[i].num_backends = 0;
+	}
+	free(cfg->routes);
+	cfg->routes = NULL;
+	cfg->num_routes = 0;
+	cfg->num_pools = 0;
+	cfg->num_listeners = 0;
+}
+
+/* ---- the YAML walk ---- */
+
+struct parse {
+	struct config *cfg;
+	yaml_document_t *doc;
+	char *err;
+	size_t err_len;
+	char path[256]; /* dotted key of the node being read */
+	size_t path_len;
+};
+
+static uint32_t node_line(const yaml_node_t *n)
+{
+	return (uint32_t)n->start_mark.line + 1;
+}
+
+__attribute__((format(printf, 3, 4))) static int perr(struct parse *p, uint32_t line,
+                                                      const char *fmt, ...)
+{
+	char msg[CONFIG_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return errorf(p->err, p->err_len, p->cfg->source, line, p->path, "%s", msg);
+}
+
+/* path_push appends ".key" or "[i]" to the current key and returns the length
+ * to restore with path_pop. */
+static size_t path_push(struct parse *p, const char *key, size_t index)
+{
+	size_t old = p->path_len;
+	size_t room = sizeof(p->path) - old;
+	int n;
+
+	if (key != NULL)
+		n = snprintf(p->path + old, room, old ? ".%s" : "%s", key);
+	else
+		n = snprintf(p->path + old, room, "[%zu]", index);
+	p->path_len = (n < 0 || (size_t)n >= room) ? sizeof(p->path) - 1 : old + (size_t)n;
+	/* A quoted key may hold any byte; the message must stay one line. */
+	for (size_t i = old; i < p->path_len; i++)
+		if ((unsigned char)p->path[i] < 0x20 || p->path[i] == 0x7f)
+			p->path[i] = '?';
+	return old;
+}
+
+static void path_pop(struct parse *p, size_t old)
+{
+	p->path_len = old;
+	p->path[old] = '\0';
+}
+
+/* is_null: an empty value ("key:" alone) reads as a null plain scalar. */
+static int is_null(const yaml_node_t *n)
+{
+	const char *v = (const char *)n->data.scalar.value;
+
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+	       strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+static const char *got(const yaml_node_t *n, char *out, size_t out_len)
+{
+	if (n->type == YAML_MAPPING_NODE)
+		return "a mapping";
+	if (n->type == YAML_SEQUENCE_NODE)
+		return "a list";
+	return quote(out, out_len, (const char *)n->data.scalar.value, n->data.scalar.length);
+}
+
+static int expected(struct parse *p, const yaml_node_t *n, const char *what)
+{
+	char g[GOT_CHARS_MAX + 8];
+
+	return perr(p, node_line(n), "expected %s, got %s", what, got(n, g, sizeof(g)));
+}
+
+static int bad_value(struct parse *p, const struct field *f, const yaml_node_t *n)
+{
+	char e[128];
+
+	return expected(p, n, expectation(f, e, sizeof(e)));
+}
+
+/* scalar returns the node's text, or NULL after reporting what the field
+ * wanted; a NUL inside the value counts as garbage. */
+static const char *scalar(struct parse *p, const struct field *f, const yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE ||
+	    strlen((const char *)n->data.scalar.value) != n->data.scalar.length) {
+		bad_value(p, f, n);
+		return NULL;
+	}
+	return (const char *)n->data.scalar.value;
+}
+
+static int parse_mapping(struct parse *p, const yaml_node_t *map, const struct table *t, void *base,
+                         uint32_t *item_line);
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = {"true", "yes",  "on",  "True", "Yes",
+	                                  "On",   "TRUE", "YES", "ON"};
+	static const char *const no[] = {"false", "no",    "off", "False", "No",
+	                                 "Off",   "FALSE", "NO",  "OFF"};
+
+	for (size_t i = 0; i < RLB_ARRAY_LEN(yes); i++) {
+		if (strcmp(v, yes[i]) == 0)
+			return *out = true, 1;
+		if (strcmp(v, no[i]) == 0)
+			return *out = false, 1;
+	}
+	return 0;
+}
+
+/* parse_number reads the integer, size and duration kinds and checks bounds
+ * here, where the value's line is known. */
+static int parse_number(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	const char *v = scalar(p, f, n);
+	uint64_t x;
+	int ok;
+
+	if (v == NULL)
+		return 0;
+	if (f->kind == F_SIZE)
+		ok = config_parse_size(v, &x);
+	else if (f->kind == F_DURATION)
+		ok = config_parse_duration_ms(v, &x);
+	else
+		ok = parse_uint(v, &x);
+	if (!ok)
+		return bad_value(p, f, n);
+	if (!in_range(f, x)) {
+		char e[128];
+		return expected(p, n, range_text(f, e, sizeof(e)));
+	}
+	store_uint(base, f, x);
+	return 1;
+}
+
+/* parse_text reads the string kinds into their fixed-size fields. */
+static int parse_text(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	const char *v = scalar(p, f, n);
+	char *at = (char *)base + f->offset;
+	size_t len;
+	int ok = 0;
+
+	if (v == NULL)
+		return 0;
+	len = strlen(v);
+	switch (f->kind) {
+	case F_POOL_NAME:
+	case F_POOL_REF:
+		ok = valid_pool_name(v, len);
+		break;
+	case F_HOST:
+		ok = valid_host(v, len);
+		break;
+	case F_PATH:
+		ok = valid_path(v, len);
+		break;
+	default:
+		RLB_ASSERT(0);
+	}
+	if (!ok)
+		return bad_value(p, f, n);
+	memcpy(at, v, len + 1);
+	if (f->kind == F_HOST) /* Host matching is case-insensitive (RFC 9110 §4.2.3). */
+		for (size_t i = 0; i < len; i++)
+			at[i] = (at[i] >= 'A' && at[i] <= 'Z') ? (char)(at[i] - 'A' + 'a') : at[i];
+	return 1;
+}
+
+/* parse_word reads the kinds spelled as fixed words: bool, workers, log
+ * level, algorithm and the access-log path. */
+static int parse_word(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	const char *v = scalar(p, f, n);
+	char *at = (char *)base + f->offset;
+	uint64_t x;
+
+	if (v == NULL)
+		return 0;
+	switch (f->kind) {
+	case F_BOOL:
+		return parse_bool(v, (bool *)(void *)at) || bad_value(p, f, n);
+	case F_WORKERS:
+		if (strcmp(v, "auto") == 0)
+			x = 0;
+		else if (!parse_uint(v, &x) || x < 1 || x > f->max)
+			return bad_value(p, f, n);
+		store_uint(base, f, x);
+		return 1;
+	case F_LOG_LEVEL:
+		for (int i = 0; i < (int)RLB_ARRAY_LEN(levels); i++)
+			if (strcmp(v, levels[i]) == 0)
+				return *(int *)(void *)at = i, 1;
+		return bad_value(p, f, n);
+	case F_ALGORITHM:
+		if (strcmp(v, "round_robin") != 0)
+			return bad_value(p, f, n);
+		*(enum config_algorithm *)(void *)at = CONFIG_ALG_ROUND_ROBIN;
+		return 1;
+	case F_LOG_PATH: {
+		struct config_access_log *log = base;
+		size_t len = strlen(v);
+		if (len == 0 || len >= sizeof(log->path))
+			return bad_value(p, f, n);
+		log->enabled = strcmp(v, "off") != 0;
+		memcpy(log->path, log->enabled ? v : "", log->enabled ? len + 1 : 1);
+		return 1;
+	}
+	default:
+		RLB_ASSERT(0);
+		return 0;
+	}
+}
+
+/* seq_items checks that n is a list (an empty value counts as an empty list)
+ * and returns its items and count. */
+static int seq_items(struct parse *p, const struct field *f, const yaml_node_t *n,
+                     yaml_node_item_t **out_items, size_t *out_num)
+{
+	if (n->type == YAML_SEQUENCE_NODE) {
+		*out_items = n->data.sequence.items.start;
+		*out_num = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+		return 1;
+	}
+	if (is_null(n)) {
+		*out_items = NULL;
+		*out_num = 0;
+		return 1;
+	}
+	return bad_value(p, f, n);
+}
+
+/* parse_item reads one list entry: a mapping through its table, or, where
+ * the table allows the shorthand, a plain "HOST:PORT" scalar. */
+static int parse_item(struct parse *p, const yaml_node_t *n, const struct table *t, void *item,
+                      uint32_t *item_line)
+{
+	if (n->type == YAML_SCALAR_NODE && t->fields[0].kind == F_ADDR && !is_null(n)) {
+		/* Name the key the shorthand stands for, as the long form would. */
+		size_t old = path_push(p, t->fields[0].key, 0);
+		const char *v = scalar(p, &t->fields[0], n);
+		void *addr = (char *)item + t->fields[0].offset;
+		if (v == NULL || !config_parse_addr(v, addr))
+			return v == NULL ? 0 : bad_value(p, &t->fields[0], n);
+		path_pop(p, old);
+		*item_line = node_line(n);
+		return 1;
+	}
+	if (n->type != YAML_MAPPING_NODE)
+		return expected(
+		        p, n, t->fields[0].kind == F_ADDR ? "HOST:PORT or a mapping" : "a mapping");
+	return parse_mapping(p, n, t, item, item_line);
+}
+
+static int too_many(struct parse *p, const yaml_node_t *n, const char *what, size_t max)
+{
+	return perr(p, node_line(n), "too many %s (at most %zu)", what, max);
+}
+
+static int parse_listeners(struct parse *p, const struct field *f, const yaml_node_t *n)
+{
+	struct config *cfg = p->cfg;
+	yaml_node_item_t *items = NULL;
+	size_t num = 0;
+
+	if (!seq_items(p, f, n, &items, &num))
+		return 0;
+	for (size_t i = 0; i < num; i++) {
+		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
+		size_t old = path_push(p, NULL, i);
+		if (cfg->num_listeners == CONFIG_LISTENERS_MAX)
+			return too_many(p, item, "listeners", CONFIG_LISTENERS_MAX);
+		struct config_listener *l = &cfg->listeners[cfg->num_listeners++];
+		memset(l, 0, sizeof(*l));
+		l->backlog = 4096;
+		if (!parse_item(p, item, &listener_table, l, &l->_line))
+			return 0;
+		path_pop(p, old);
+	}
+	return 1;
+}
+
+static int parse_backends(struct parse *p, const struct field *f, const yaml_node_t *n,
+                          struct config_pool *pool)
+{
+	yaml_node_item_t *items = NULL;
+	size_t num = 0;
+
+	if (!seq_items(p, f, n, &items, &num))
+		return 0;
+	if (num == 0)
+		return perr(p, node_line(n), "at least one backend is required");
+	if (num > CONFIG_BACKENDS_MAX)
+		return too_many(p, yaml_document_get_node(p->doc, items[CONFIG_BACKENDS_MAX]),
+		                "backends in a pool", CONFIG_BACKENDS_MAX);
+	pool->backends = rlb_xcalloc(num, sizeof(*pool->backends));
+	for (size_t i = 0; i < num; i++) {
+		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
+		size_t old = path_push(p, NULL, i);
+		struct config_backend *b = &pool->backends[pool->num_backends++];
+		b->weight = 1;
+		if (!parse_item(p, item, &backend_table, b, &b->_line))
+			return 0;
+		path_pop(p, old);
+	}
+	return 1;
+}
+
+static int parse_pools(struct parse *p, const struct field *f, const yaml_node_t *n)
+{
+	struct config *cfg = p->cfg;
+	yaml_node_item_t *items = NULL;
+	size_t num = 0;
+
+	if (!seq_items(p, f, n, &items, &num))
+		return 0;
+	for (size_t i = 0; i < num; i++) {
+		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
+		size_t old = path_push(p, NULL, i);
+		if (cfg->num_pools == CONFIG_POOLS_MAX)
+			return too_many(p, item, "pools", CONFIG_POOLS_MAX);
+		struct config_pool *pool = &cfg->pools[cfg->num_pools++];
+		pool_defaults(pool);
+		if (item->type != YAML_MAPPING_NODE)
+			return expected(p, item, "a mapping");
+		if (!parse_mapping(p, item, &pool_table, pool, &pool->_line))
+			return 0;
+		path_pop(p, old);
+	}
+	return 1;
+}
+
+static int parse_routes(struct parse *p, const struct field *f, const yaml_node_t *n)
+{
+	struct config *cfg = p->cfg;
+	yaml_node_item_t *items = NULL;
+	size_t num = 0;
+
+	if (!seq_items(p, f, n, &items, &num))
+		return 0;
+	if (num > CONFIG_ROUTES_MAX)
+		return too_many(p, yaml_document_get_node(p->doc, items[CONFIG_ROUTES_MAX]),
+		                "routes", CONFIG_ROUTES_MAX);
+	if (num == 0)
+		return 1;
+	cfg->routes = rlb_xcalloc(num, sizeof(*cfg->routes));
+	for (size_t i = 0; i < num; i++) {
+		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
+		size_t old = path_push(p, NULL, i);
+		struct config_route *r = &cfg->routes[cfg->num_routes++];
+		if (item->type != YAML_MAPPING_NODE)
+			return expected(p, item, "a mapping");
+		if (!parse_mapping(p, item, &route_table, r, &r->_line))
+			return 0;
+		path_pop(p, old);
+	}
+	return 1;
+}
+
+static int parse_field(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	switch ((enum field_kind)f->kind) {
+	case F_UINT:
+	case F_POW2:
+	case F_SIZE:
+	case F_DURATION:
+		return parse_number(p, f, n, base);
+	case F_ADDR: {
+		const char *v = scalar(p, f, n);
+		if (v == NULL)
+			return 0;
+		return config_parse_addr(
+		               v, (struct config_addr *)(void *)((char *)base + f->offset)) ||
+		       bad_value(p, f, n);
+	}
+	case F_POOL_NAME:
+	case F_POOL_REF:
+	case F_HOST:
+	case F_PATH:
+		return parse_text(p, f, n, base);
+	case F_BOOL:
+	case F_WORKERS:
+	case F_LOG_LEVEL:
+	case F_ALGORITHM:
+	case F_LOG_PATH:
+		return parse_word(p, f, n, base);
+	case F_SECTION:
+		if (is_null(n))
+			return 1;
+		if (n->type != YAML_MAPPING_NODE)
+			return bad_value(p, f, n);
+		return parse_mapping(p, n, f->sub, (char *)base + f->offset, NULL);
+	case F_LISTENERS:
+		return parse_listeners(p, f, n);
+	case F_POOLS:
+		return parse_pools(p, f, n);
+	case F_ROUTES:
+		return parse_routes(p, f, n);
+	case F_BACKENDS:
+		return parse_backends(p, f, n, base);
+	}
+	RLB_ASSERT(0);
+	return 0;
+}
+
+/* parse_mapping walks one mapping against table t, filling base. Unknown and
+ * repeated keys are errors: libyaml keeps both copies of a repeated key, and
+ * silently taking one would hide a typo. */
+static int parse_mapping(struct parse *p, const yaml_node_t *map, const struct table *t, void *base,
+                         uint32_t *item_line)
+{
+	uint64_t seen = 0;
+
+	RLB_ASSERT(map->type == YAML_MAPPING_NODE);
+	RLB_ASSERT(t->num_fields < 64);
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+		char g[GOT_CHARS_MAX + 8];
+		if (k->type != YAML_SCALAR_NODE)
+			return perr(p, node_line(k), "expected a key name, got %s",
+			            got(k, g, sizeof(g)));
+		const char *key = (const char *)k->data.scalar.value;
+		int i = find_field(t, key);
+		size_t old = path_push(p, key, 0);
+		if (i < 0)
+			return perr(p, node_line(k), "unknown key");
+		if (seen & (1ULL << i))
+			return perr(p, node_line(k), "duplicate key");
+		seen |= 1ULL << i;
+		if (!parse_field(p, &t->fields[i], v, base))
+			return 0;
+		if (t->line_base >= 0)
+			p->cfg->_key_lines[t->line_base + i] = node_line(k);
+		if ((t->fields[i].flags & FL_LINE) && item_line != NULL)
+			*item_line = node_line(k);
+		path_pop(p, old);
+	}
+	for (size_t i = 0; i < t->num_fields; i++) {
+		if ((t->fields[i].flags & FL_REQUIRED) && !(seen & (1ULL << i))) {
+			size_t old = path_push(p, t->fields[i].key, 0);
+			perr(p, node_line(map), "required key is missing");
+			path_pop(p, old);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* ---- loading ---- */
+
+/* syntax_error reports libyaml's own message and line. A reader error (bad
+ * UTF-8) carries only a byte offset, so its line is counted from the text. */
+static int syntax_error(struct parse *p, const yaml_parser_t *parser, const char *yaml, size_t len)
+{
+	uint32_t line = (uint32_t)parser->problem_mark.line + 1;
+	const char *problem = parser->problem ? parser->problem : "malformed YAML";
+
+	if (parser->error == YAML_READER_ERROR) {
+		line = 1;
+		for (size_t i = 0; i < parser->problem_offset && i < len; i++)
+			line += yaml[i] == '\n';
+	}
+	if (parser->context != NULL)
+		return perr(p, line, "syntax error: %s (%s)", problem, parser->context);
+	return perr(p, line, "syntax error: %s", problem);
+}
+
+int config_parse_string(struct config *cfg, const char *name, const char *yaml, size_t len,
+                        char *err, size_t err_len)
+{
+	struct parse p = {.cfg = cfg, .err = err, .err_len = err_len};
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	int ok;
+
+	config_defaults(cfg);
+	snprintf(cfg->source, sizeof(cfg->source), "%s", name);
+	if (!yaml_parser_initialize(&parser))
+		return errorf(err, err_len, cfg->source, 0, NULL, "out of memory");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		ok = syntax_error(&p, &parser, yaml, len);
+		yaml_parser_delete(&parser);
+		return ok;
+	}
+	p.doc = &doc;
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	cfg->_key_lines[LINE_ROOT] = root != NULL ? node_line(root) : 1;
+	if (root == NULL || is_null(root))
+		ok = 1; /* an empty file: all defaults, validation names what is missing */
+	else if (root->type != YAML_MAPPING_NODE)
+		ok = expected(&p, root, "a mapping of top-level keys");
+	else
+		ok = parse_mapping(&p, root, &top_table, cfg, NULL);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return ok;
+}
+
+int config_load_string(struct config *cfg, const char *name, const char *yaml, size_t len,
+                       char *err, size_t err_len)
+{
+	return config_parse_string(cfg, name, yaml, len, err, err_len) &&
+	       config_validate(cfg, err, err_len);
+}
+
+/* read_file reads all of `path` (a FIFO such as <(...) too) into a new buffer. */
+static int read_file(const char *path, char **out, size_t *out_len, char *err, size_t err_len)
+{
+	size_t len = 0, cap = 4096;
+	char *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errorf(err, err_len, path, 0, NULL, "cannot open: %s", strerror(errno));
+	buf = rlb_xcalloc(1, cap);
+	for (;;) {
+		if (len == cap) {
+			if (cap >= FILE_BYTES_MAX) {
+				close(fd);
+				free(buf);
+				return errorf(err, err_len, path, 0, NULL,
+				              "too large (at most 16MiB)");
+			}
+			char *bigger = rlb_xcalloc(1, cap * 2);
+			memcpy(bigger, buf, len);
+			free(buf);
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			free(buf);
+			return errorf(err, err_len, path, 0, NULL, "cannot read: %s", strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*out_len = len;
+	return 1;
+}
+
+int config_parse_file(struct config *cfg, const char *path, char *err, size_t err_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int ok;
+
+	config_defaults(cfg);
+	snprintf(cfg->source, sizeof(cfg->source), "%s", path);
+	if (!read_file(path, &buf, &len, err, err_len))
+		return 0;
+	ok = config_parse_string(cfg, path, buf, len, err, err_len);
+	free(buf);
+	return ok;
+}
+
+int config_load_file(struct config *cfg, const char *path, char *err, size_t err_len)
+{
+	return config_parse_file(cfg, path, err, err_len) && config_validate(cfg, err, err_len);
+}
+
+/* ---- quick mode ---- */
+
+int config_add_listener(struct config *cfg, const char *addr, char *err, size_t err_len)
+{
+	struct config_addr a;
+
+	if (!config_parse_addr(addr, &a))
+		return errorf(err, err_len, "command line", 0, "--listen",
+		              "expected HOST:PORT with a numeric IP, got \"%s\"", addr);
+	if (cfg->num_listeners == CONFIG_LISTENERS_MAX)
+		return errorf(err, err_len, "command line", 0, "--listen",
+		              "too many listeners (at most %d)", CONFIG_LISTENERS_MAX);
+	struct config_listener *l = &cfg->listeners[cfg->num_listeners++];
+	memset(l, 0, sizeof(*l));
+	l->addr = a;
+	l->backlog = 4096;
+	return 1;
+}
+
+int config_add_backend(struct config *cfg, const char *addr, char *err, size_t err_len)
+{
+	struct config_pool *pool = NULL;
+	struct config_addr a;
+
+	if (!config_parse_addr(addr, &a))
+		return errorf(err, err_len, "command line", 0, "--backend",
+		              "expected HOST:PORT with a numeric IP, got \"%s\"", addr);
+	for (size_t i = 0; i < cfg->num_pools && pool == NULL; i++)
+		if (strcmp(cfg->pools[i].name, "default") == 0)
+			pool = &cfg->pools[i];
+	if (pool == NULL) {
+		if (cfg->num_pools == CONFIG_POOLS_MAX)
+			return errorf(err, err_len, "command line", 0, "--backend",
+			              "too many pools (at most %d)", CONFIG_POOLS_MAX);
+		pool = &cfg->pools[cfg->num_pools++];
+		free(pool->backends);
+		pool_defaults(pool);
+		memcpy(pool->name, "default", sizeof("default"));
+	}
+	if (pool->num_backends >= CONFIG_BACKENDS_MAX)
+		return errorf(err, err_len, "command line", 0, "--backend",
+		              "too many backends in a pool (at most %d)", CONFIG_BACKENDS_MAX);
+	/* Grow by one: quick mode adds a handful, once, at start-up. */
+	struct config_backend *b = rlb_xcalloc(pool->num_backends + 1, sizeof(*b));
+	if (pool->num_backends > 0)
+		memcpy(b, pool->backends, pool->num_backends * sizeof(*b));
+	free(pool->backends);
+	pool->backends = b;
+	b[pool->num_backends].addr = a;
+	b[pool->num_backends].weight = 1;
+	pool->num_backends++;
+	return 1;
+}
+
+/* ---- validation ---- */
+
+/* vctx carries what config_validate's messages need. */
+struct vctx {
+	struct config *cfg;
+	char *err;
+	size_t err_len;
+};
+
+/* key_line returns the line of a section key, else of the top-level mapping
+ * (the place a missing key would go), else 0 for the command line. */
+static uint32_t key_line(const struct config *cfg, const struct table *t, const char *key)
+{
+	int i = find_field(t, key);
+
+	RLB_ASSERT(i >= 0 && t->line_base >= 0);
+	return cfg->_key_lines[t->line_base + i];
+}
+
+static uint32_t or_root(const struct config *cfg, uint32_t line)
+{
+	return line != 0 ? line : cfg->_key_lines[LINE_ROOT];
+}
+
+/* check_fields re-checks the numeric bounds of a table's fields, for a
+ * configuration built by code rather than read from a file. */
+static int check_fields(struct vctx *v, const struct table *t, const void *base, const char *prefix,
+                        uint32_t item_line)
+{
+	for (size_t i = 0; i < t->num_fields; i++) {
+		const struct field *f = &t->fields[i];
+		if (f->kind != F_UINT && f->kind != F_POW2 && f->kind != F_SIZE &&
+		    f->kind != F_DURATION)
+			continue;
+		uint64_t x = load_uint(base, f);
+		if (in_range(f, x))
+			continue;
+		char key[192], e[128];
+		uint32_t line =
+		        t->line_base >= 0 ? v->cfg->_key_lines[t->line_base + i] : item_line;
+		snprintf(key, sizeof(key), "%s.%s", prefix, f->key);
+		return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), key,
+		              "expected %s, got %llu%s", range_text(f, e, sizeof(e)),
+		              (unsigned long long)x, f->kind == F_DURATION ? "ms" : "");
+	}
+	return 1;
+}
+
+/* check_le checks a <= b and blames the key the file wrote: the dependent
+ * one if it is set, else the other. */
+static int check_le(struct vctx *v, const char *a_key, uint64_t a, uint32_t a_line,
+                    const char *b_key, uint64_t b, uint32_t b_line, int blame_a)
+{
+	if (a <= b)
+		return 1;
+	if ((blame_a && (a_line != 0 || b_line == 0)) || (!blame_a && b_line == 0 && a_line != 0))
+		return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, a_line), a_key,
+		              "must not exceed %s (%llu)", b_key, (unsigned long long)b);
+	return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, b_line), b_key,
+	              "must be at least %s (%llu)", a_key, (unsigned long long)a);
+}
+
+static int validate_sizes(struct vctx *v)
+{
+	const struct config *c = v->cfg;
+	uint32_t rl = key_line(c, &limits_table, "request_line_bytes_max");
+	uint32_t hb = key_line(c, &limits_table, "header_bytes_max");
+	uint32_t rh = key_line(c, &limits_table, "response_header_bytes_max");
+	uint32_t bs = key_line(c, &buffers_table, "size");
+	uint32_t cb = key_line(c, &buffers_table, "conn_bytes_max");
+
+	/* A request head and a response head must each fit one provided buffer,
+	 * because the parser never joins buffers; the request line is part of
+	 * the head. */
+	return check_le(v, "limits.request_line_bytes_max", c->limits.request_line_bytes_max, rl,
+	                "limits.header_bytes_max", c->limits.header_bytes_max, hb, 1) &&
+	       check_le(v, "limits.header_bytes_max", c->limits.header_bytes_max, hb,
+	                "buffers.size", c->buffers.size, bs, 1) &&
+	       check_le(v, "limits.response_header_bytes_max", c->limits.response_header_bytes_max,
+	                rh, "buffers.size", c->buffers.size, bs, 1) &&
+	       check_le(v, "buffers.size", c->buffers.size, bs, "buffers.conn_bytes_max",
+	                c->buffers.conn_bytes_max, cb, 0);
+}
+
+static int validate_listeners(struct vctx *v)
+{
+	struct config *c = v->cfg;
+	uint32_t line = or_root(c, key_line(c, &top_table, "listeners"));
+	char key[64];
+
+	if (c->num_listeners == 0)
+		return errorf(v->err, v->err_len, c->source, line, "listeners",
+		              "at least one listener is required");
+	for (size_t i = 0; i < c->num_listeners; i++) {
+		const struct config_listener *l = &c->listeners[i];
+		snprintf(key, sizeof(key), "listeners[%zu]", i);
+		if (!check_fields(v, &listener_table, l, key, l->_line))
+			return 0;
+		snprintf(key, sizeof(key), "listeners[%zu].address", i);
+		if (l->addr.len == 0)
+			return errorf(v->err, v->err_len, c->source, or_root(c, l->_line), key,
+			              "required key is missing");
+		/* Shards bind with SO_REUSEPORT, so a repeated address would not
+		 * fail at bind(2); it would silently double the accept queues. */
+		for (size_t j = 0; j < i; j++)
+			if (c->listeners[j].addr.len == l->addr.len &&
+			    memcmp(&c->listeners[j].addr.ss, &l->addr.ss, l->addr.len) == 0)
+				return errorf(v->err, v->err_len, c->source, or_root(c, l->_line),
+				              key, "same address as listeners[%zu]", j);
+	}
+	return 1;
+}
+
+static int validate_pool(struct vctx *v, size_t i)
+{
+	struct config *c = v->cfg;
+	const struct config_pool *pool = &c->pools[i];
+	uint32_t line = or_root(c, pool->_line);
+	char key[96];
+
+	snprintf(key, sizeof(key), "pools[%zu].name", i);
+	if (!valid_pool_name(pool->name, strnlen(pool->name, sizeof(pool->name))))
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "expected a name of 1 to 63 characters from A-Z a-z 0-9 _ . -");
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(c->pools[j].name, pool->name) == 0)
+			return errorf(v->err, v->err_len, c->source, line, key,
+			              "duplicate pool name \"%s\" (also pools[%zu])", pool->name,
+			              j);
+	snprintf(key, sizeof(key), "pools[%zu]", i);
+	if (!check_fields(v, &pool_table, pool, key, pool->_line))
+		return 0;
+	if (pool->num_backends == 0 || pool->backends == NULL) {
+		snprintf(key, sizeof(key), "pools[%zu].backends", i);
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "at least one backend is required");
+	}
+	for (size_t b = 0; b < pool->num_backends; b++) {
+		const struct config_backend *be = &pool->backends[b];
+		snprintf(key, sizeof(key), "pools[%zu].backends[%zu]", i, b);
+		if (!check_fields(v, &backend_table, be, key, be->_line))
+			return 0;
+		if (be->addr.len == 0)
+			return errorf(v->err, v->err_len, c->source, or_root(c, be->_line), key,
+			              "address is missing");
+	}
+	return 1;
+}
+
+static int validate_routes(struct vctx *v)
+{
+	struct config *c = v->cfg;
+	char key[64];
+
+	for (size_t i = 0; i < c->num_routes; i++) {
+		struct config_route *r = &c->routes[i];
+		size_t p = 0;
+		while (p < c->num_pools && strcmp(c->pools[p].name, r->pool) != 0)
+			p++;
+		snprintf(key, sizeof(key), "routes[%zu].pool", i);
+		if (p == c->num_pools)
+			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
+			              "no pool named \"%.63s\"", r->pool);
+		r->pool_index = (uint32_t)p;
+	}
+	return 1;
+}
+
+static int validate_top(struct vctx *v)
+{
+	struct config *c = v->cfg;
+
+	if (c->workers > 1024)
+		return errorf(v->err, v->err_len, c->source,
+		              or_root(c, key_line(c, &top_table, "workers")), "workers",
+		              "expected \"auto\" or an integer from 1 to 1024, got %u", c->workers);
+	if (c->log_level < 0 || c->log_level > 3)
+		return errorf(v->err, v->err_len, c->source,
+		              or_root(c, key_line(c, &top_table, "log_level")), "log_level",
+		              "expected one of error, warn, info, debug, got %d", c->log_level);
+	if (c->access_log.enabled && c->access_log.path[0] == '\0')
+		return errorf(v->err, v->err_len, c->source,
+		              or_root(c, key_line(c, &access_log_table, "path")), "access_log.path",
+		              "expected a file path, \"stdout\" or \"-\" when the log is enabled");
+	return check_fields(v, &timeouts_table, &c->timeouts, "timeouts", 0) &&
+	       check_fields(v, &limits_table, &c->limits, "limits", 0) &&
+	       check_fields(v, &buffers_table, &c->buffers, "buffers", 0) &&
+	       check_fields(v, &access_log_table, &c->access_log, "access_log", 0);
+}
+
+int config_validate(struct config *cfg, char *err, size_t err_len)
+{
+	struct vctx v = {.cfg = cfg, .err = err, .err_len = err_len};
+
+	if (!validate_top(&v) || !validate_sizes(&v) || !validate_listeners(&v))
+		return 0;
+	if (cfg->num_pools == 0)
+		return errorf(err, err_len, cfg->source,
+		              or_root(cfg, key_line(cfg, &top_table, "pools")), "pools",
+		              "at least one pool is required");
+	for (size_t i = 0; i < cfg->num_pools; i++)
+		if (!validate_pool(&v, i))
+			return 0;
+	return validate_routes(&v);
+}

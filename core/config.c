@@ -642,9 +642,10 @@ void config_defaults(struct config *cfg)
 	        .body_bytes_max = GIB,
 	        .response_header_bytes_max = 16 * KIB,
 	};
-	/* 2048 buffers x 16KiB = 32MiB of receive buffers per shard. */
+	/* Two groups (client input, upstream input) of 1024 x 16KiB: 32MiB
+	 * of receive buffers per shard. */
 	cfg->buffers = (struct config_buffers){
-	        .count = 2048,
+	        .count = 1024,
 	        .size = 16 * KIB,
 	        .conn_bytes_max = 256 * KIB,
 	        .ring_entries = 4096,

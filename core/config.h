@@ -91,7 +91,7 @@ struct config_limits {
 };
 
 struct config_buffers {
-	uint32_t count;         /* provided buffers per shard, power of two, default 2048 */
+	uint32_t count;         /* provided buffers per group per shard, power of two, default 1024 */
 	size_t size;            /* bytes per buffer, default 16KiB, >= header_bytes_max */
 	size_t conn_bytes_max;  /* unsent bytes held per connection direction before
 	                           reading pauses, default 256KiB */

@@ -231,7 +231,6 @@ static void conn_send_more(struct shard *s, struct conn *c)
 	c->ops++;
 	c->send_on = true;
 	c->send_inflight = bytes;
-	c->resp_started = true;
 	conn_update_timer(s, c);
 }
 
@@ -670,6 +669,7 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	c->resp_head = h;
 	c->resp_head_len = (uint32_t)n;
 	c->resp_head_sent = 0;
+	c->resp_started = true; /* a final response is committed: no 502 after this */
 	return 0;
 }
 

@@ -110,7 +110,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->limits.headers_max, 100);
 	assert_int_equal(cfg->limits.body_bytes_max, 1ULL << 30);
 	assert_int_equal(cfg->limits.response_header_bytes_max, 16384);
-	assert_int_equal(cfg->buffers.count, 2048);
+	assert_int_equal(cfg->buffers.count, 1024);
 	assert_int_equal(cfg->buffers.size, 16384);
 	assert_int_equal(cfg->buffers.conn_bytes_max, 256 * 1024);
 	assert_int_equal(cfg->buffers.ring_entries, 4096);

@@ -1,0 +1,486 @@
+#!/usr/bin/env bash
+# bench/run.sh — ringlb vs nginx vs HAProxy as reverse proxies, measured with
+# wrk. Entry point of `make bench`; see bench/README.md for what is measured
+# and how to read the results.
+#
+# Environment:
+#   BENCH_DURATION=10s   length of one wrk run (wrk syntax: 10s, 1m)
+#   BENCH_ROUNDS=3       rounds; the table reports the median over rounds
+#   BENCH_QUICK=1        sanity run: 3s x 1 round (BENCH_DURATION/ROUNDS win)
+#   BENCH_PIN=1          pin proxy to cores 0-1, origins to 2 and 3, wrk to
+#                        4-7 (only when nproc >= 8; ignored otherwise)
+#   BENCH_CONTENDERS="ringlb nginx haproxy"   which proxies to measure
+#   RINGLB=build/ringlb  the ringlb binary
+#
+# Everything a run writes lives in bench/out/<timestamp>/ (git-ignored):
+# rendered configs, logs, every wrk output, raw.tsv and results.md. The
+# script starts two nginx origins and the contenders on free 127.0.0.1 ports
+# and kills exactly those processes on exit.
+
+set -euo pipefail
+
+# The command line as given, for the report (before defaults are filled in).
+if [[ -n "${MAKELEVEL:-}" ]]; then cmdline="make bench"; else cmdline="bash bench/run.sh"; fi
+for v in RINGLB BENCH_CONTENDERS BENCH_PIN BENCH_ROUNDS BENCH_DURATION BENCH_QUICK; do
+	if [[ -n "${!v:-}" ]]; then cmdline="$v=$(printf '%q' "${!v}") $cmdline"; fi
+done
+
+export PATH="$PATH:/usr/sbin:/sbin"
+export LC_ALL=C
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+QUICK=${BENCH_QUICK:-0}
+if [[ "$QUICK" == 1 ]]; then
+	DURATION=${BENCH_DURATION:-3s}
+	ROUNDS=${BENCH_ROUNDS:-1}
+	WARMUP=1s
+else
+	DURATION=${BENCH_DURATION:-10s}
+	ROUNDS=${BENCH_ROUNDS:-3}
+	WARMUP=2s
+fi
+PIN=${BENCH_PIN:-0}
+RINGLB=${RINGLB:-build/ringlb}
+PICK_BENCH=build/bench_pick
+read -ra CONTENDERS_WANTED <<<"${BENCH_CONTENDERS:-ringlb nginx haproxy}"
+WRK_THREADS=2
+
+# Workloads: name, path, connections. Every response body is fixed-size.
+WORKLOADS=(
+	"small-c64 / 64"
+	"small-c256 / 256"
+	"16k-c64 /16k 64"
+	"256k-c64 /256k 64"
+)
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
+[[ "$DURATION" =~ ^[1-9][0-9]*[smh]?$ ]] || die "BENCH_DURATION must look like 10s or 1m"
+need=(wrk curl python3 ps getconf nginx)   # nginx also runs the origins
+[[ " ${CONTENDERS_WANTED[*]} " == *" haproxy "* ]] && need+=(haproxy)
+for cmd in "${need[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (run: sh scripts/deps.sh)"
+done
+CLK_TCK=$(getconf CLK_TCK)
+NPROC=$(nproc)
+
+TS=$(date +%Y%m%d-%H%M%S)
+OUT=bench/out/$TS
+mkdir -p "$OUT/www" "$OUT/wrk" "$OUT/tmp"
+ABS_OUT="$PWD/$OUT"   # only ever passed on command lines, never written
+
+# ---------------------------------------------------------------- processes
+
+STARTED_PIDS=()   # every process this script started, in start order
+declare -A PID    # name -> pid
+
+alive() { # pid: running and not a zombie
+	local st
+	[[ -r /proc/$1/stat ]] || return 1
+	st=$(</proc/"$1"/stat) 2>/dev/null || return 1
+	st=${st##*) }
+	[[ "${st:0:1}" != Z ]]
+}
+
+children_of() { ps --ppid "$1" -o pid= 2>/dev/null | tr -s ' \n' ' ' || true; }
+
+cleanup() {
+	local rc=$? pid kids=() i
+	trap - EXIT INT TERM
+	if [[ -n "${WRK_PID:-}" ]]; then
+		kill -TERM "$WRK_PID" 2>/dev/null || true
+		wait "$WRK_PID" 2>/dev/null || true
+	fi
+	for pid in "${STARTED_PIDS[@]}"; do
+		# shellcheck disable=SC2207
+		kids+=($(children_of "$pid"))
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${STARTED_PIDS[@]}"; do
+		for ((i = 0; i < 50; i++)); do
+			alive "$pid" || break
+			sleep 0.1
+		done
+		if alive "$pid"; then
+			log "pid $pid did not exit on SIGTERM; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
+	done
+	# nginx workers of a master that had to be SIGKILLed.
+	for pid in "${kids[@]}"; do
+		if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+	done
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME CMD...: run CMD in the background, output to $OUT/NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >"$OUT/$name.log" 2>&1 &
+	PID[$name]=$!
+	STARTED_PIDS+=("$!")
+}
+
+# cpu_ticks PID...: utime+stime (all threads) summed over the PIDs.
+cpu_ticks() {
+	local total=0 p line f
+	for p in "$@"; do
+		line=$(</proc/"$p"/stat) 2>/dev/null || continue
+		read -ra f <<<"${line##*) }"
+		total=$((total + f[11] + f[12]))
+	done
+	echo "$total"
+}
+
+# tree PID: the pid and its direct children (nginx master + workers).
+tree() { echo "$1 $(children_of "$1")"; }
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1, below the ephemeral
+# range so the benchmark's own outgoing connections cannot take them.
+free_ports() {
+	python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except OSError:
+    lo = 32768
+socks, ports = [], []
+for _ in range(2000):
+    if len(ports) == n:
+        break
+    port = random.randint(10000, lo - 1) if lo > 11000 else 0
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s)
+    ports.append(s.getsockname()[1])
+print(" ".join(map(str, ports)))
+PY
+}
+
+# render TEMPLATE OUTPUT KEY=VALUE...: replace @KEY@ with VALUE.
+render() {
+	local in=$1 out=$2 kv expr=()
+	shift 2
+	for kv in "$@"; do
+		expr+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
+	done
+	sed "${expr[@]}" "$in" >"$out"
+	if grep -q '@[A-Z0-9_]*@' "$out"; then
+		die "unrendered placeholder in $out"
+	fi
+}
+
+# wait_ready NAME PORT: the process is alive and answers GET / with 2xx, and
+# /16k and /256k have exactly the right sizes.
+wait_ready() {
+	local name=$1 port=$2 i size spec
+	for ((i = 0; i < 100; i++)); do
+		alive "${PID[$name]}" || { log "$name exited; its log:"; tail -20 "$OUT/$name.log" >&2;
+			tail -20 "$OUT/$name.error.log" 2>/dev/null >&2 || true; return 1; }
+		curl -sf --max-time 1 -o /dev/null "http://127.0.0.1:$port/" && break
+		sleep 0.1
+	done
+	((i < 100)) || { log "$name does not answer on 127.0.0.1:$port"; return 1; }
+	for spec in /16k:16384 /256k:262144; do
+		size=$(curl -sf --max-time 5 -o /dev/null -w '%{size_download}' \
+			"http://127.0.0.1:$port${spec%%:*}") || size=fail
+		[[ "$size" == "${spec#*:}" ]] || {
+			log "$name: GET ${spec%%:*} returned $size bytes, want ${spec#*:}"; return 1; }
+	done
+}
+
+# -------------------------------------------------------------------- pinning
+
+PIN_PROXY=() PIN_ORIGIN1=() PIN_ORIGIN2=() PIN_WRK=()
+PIN_DESC="none (all processes share all $NPROC cores)"
+if [[ "$PIN" == 1 ]]; then
+	if ((NPROC >= 8)); then
+		PIN_PROXY=(taskset -c 0-1)
+		PIN_ORIGIN1=(taskset -c 2)
+		PIN_ORIGIN2=(taskset -c 3)
+		PIN_WRK=(taskset -c 4-7)
+		PIN_DESC="proxy 0-1, origin-1 2, origin-2 3, wrk 4-7 (taskset)"
+	else
+		log "BENCH_PIN=1 needs nproc >= 8 (have $NPROC); running unpinned"
+	fi
+fi
+
+# --------------------------------------------------------------------- set-up
+
+read -r P_O1 P_O2 P_RINGLB P_NGINX P_HAPROXY <<<"$(free_ports 5)"
+[[ -n "$P_HAPROXY" ]] || die "could not find 5 free ports"
+declare -A PORT=([origin-1]=$P_O1 [origin-2]=$P_O2 [ringlb]=$P_RINGLB
+	[nginx]=$P_NGINX [haproxy]=$P_HAPROXY)
+
+USER_LINE=""
+[[ $(id -u) == 0 ]] && USER_LINE="user root;"
+
+# Static bodies of exact sizes for the origins.
+head -c 16384 /dev/zero | tr '\0' 'a' >"$OUT/www/16k"
+head -c 262144 /dev/zero | tr '\0' 'b' >"$OUT/www/256k"
+
+for o in origin-1 origin-2; do
+	mkdir -p "$OUT/tmp/$o"
+	render bench/nginx-origin.conf.in "$OUT/$o.conf" NAME="$o" PORT="${PORT[$o]}" \
+		USER_LINE="$USER_LINE"
+done
+mkdir -p "$OUT/tmp/nginx-proxy"
+render bench/nginx-proxy.conf.in "$OUT/nginx-proxy.conf" PORT="$P_NGINX" \
+	ORIGIN1="$P_O1" ORIGIN2="$P_O2" USER_LINE="$USER_LINE"
+render bench/haproxy.cfg.in "$OUT/haproxy.cfg" PORT="$P_HAPROXY" ORIGIN1="$P_O1" ORIGIN2="$P_O2"
+render bench/ringlb.yaml.in "$OUT/ringlb.yaml" PORT="$P_RINGLB" ORIGIN1="$P_O1" ORIGIN2="$P_O2"
+
+# wrk and the proxies need a few thousand descriptors each; the configs stay
+# under 16384 per process.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+log "output directory: $OUT"
+start origin-1 "${PIN_ORIGIN1[@]}" nginx -p "$ABS_OUT/" -c origin-1.conf -e origin-1.error.log -g 'daemon off;'
+start origin-2 "${PIN_ORIGIN2[@]}" nginx -p "$ABS_OUT/" -c origin-2.conf -e origin-2.error.log -g 'daemon off;'
+wait_ready origin-1 "$P_O1" || die "origin-1 did not start"
+wait_ready origin-2 "$P_O2" || die "origin-2 did not start"
+
+CONTENDERS=()   # the ones that are running and answering
+declare -A SKIPPED
+for c in "${CONTENDERS_WANTED[@]}"; do
+	case $c in
+	ringlb)
+		if [[ ! -x "$RINGLB" ]]; then
+			SKIPPED[ringlb]="$RINGLB not found (run make first)"
+			log "skipping ringlb: ${SKIPPED[ringlb]}"
+			continue
+		fi
+		start ringlb "${PIN_PROXY[@]}" "$RINGLB" -c "$OUT/ringlb.yaml"
+		;;
+	nginx)
+		start nginx "${PIN_PROXY[@]}" nginx -p "$ABS_OUT/" -c nginx-proxy.conf \
+			-e nginx-proxy.error.log -g 'daemon off;'
+		;;
+	haproxy)
+		start haproxy "${PIN_PROXY[@]}" haproxy -db -f "$OUT/haproxy.cfg"
+		;;
+	*) die "unknown contender '$c' in BENCH_CONTENDERS" ;;
+	esac
+	if wait_ready "$c" "${PORT[$c]}"; then
+		CONTENDERS+=("$c")
+	else
+		SKIPPED[$c]="failed to start or answer; see $OUT/$c.log"
+		log "skipping $c: ${SKIPPED[$c]}"
+	fi
+done
+((${#CONTENDERS[@]} > 0)) || die "no contender is running"
+
+# ------------------------------------------------------------------- versions
+
+ver_nginx=$(nginx -v 2>&1 | head -1 | sed 's/^nginx version: //') || true   # nginx/1.22.1
+ver_haproxy="HAProxy not used"
+if command -v haproxy >/dev/null 2>&1; then
+	ver_haproxy=$( { haproxy -v 2>&1 || true; } | head -1) || true
+fi
+ver_wrk=$( { wrk -v 2>&1 || true; } | head -1 | sed 's/ Copyright.*//; s/^wrk /wrk /') || true
+ver_ringlb="not built"
+if [[ -x "$RINGLB" ]]; then
+	ver_ringlb=$( { "$RINGLB" --version 2>&1 || true; } | head -1) || true
+fi
+cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+[[ -n "$cpu_model" ]] || cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+kernel=$(uname -r)
+
+# ------------------------------------------------------------------ measuring
+
+RAW=$OUT/raw.tsv
+printf 'round\tcontender\tworkload\trps\tp50_us\tp99_us\trequests\tcpu_ticks\tcpu_us_per_req\terrors\n' >"$RAW"
+
+# run_wrk FILE ARGS...: wrk ARGS with its output in FILE. wrk runs in the
+# background so that a signal to this script is handled at once (cleanup
+# then stops wrk too).
+WRK_PID=""
+run_wrk() {
+	local file=$1
+	shift
+	"${PIN_WRK[@]}" wrk "$@" >"$file" 2>&1 &
+	WRK_PID=$!
+	wait "$WRK_PID" || true
+	WRK_PID=""
+}
+
+# parse_wrk FILE: "rps p50_us p99_us requests errors"
+parse_wrk() {
+	awk '
+	function us(v) {
+		if (v ~ /us$/) return v + 0
+		if (v ~ /ms$/) return (v + 0) * 1000
+		if (v ~ /m$/) return (v + 0) * 60000000
+		if (v ~ /s$/) return (v + 0) * 1000000
+		return v + 0
+	}
+	$1 == "50%" { p50 = us($2) }
+	$1 == "99%" { p99 = us($2) }
+	/ requests in / { reqs = $1 }
+	/^Requests\/sec:/ { rps = $2 }
+	/Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+	/Non-2xx or 3xx responses:/ { err += $NF }
+	END { printf "%.2f %.0f %.0f %d %d\n", rps, p50, p99, reqs, err }
+	' "$1"
+}
+
+# measure ROUND CONTENDER WORKLOAD
+measure() {
+	local round=$1 c=$2 w=$3 name path conns pids t0 t1 file rps p50 p99 reqs errs
+	read -r name path conns <<<"$w"
+	file=$OUT/wrk/r$round-$c-$name.txt
+	# shellcheck disable=SC2207
+	pids=($(tree "${PID[$c]}"))
+	t0=$(cpu_ticks "${pids[@]}")
+	run_wrk "$file" -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency \
+		"http://127.0.0.1:${PORT[$c]}$path"
+	t1=$(cpu_ticks "${pids[@]}")
+	read -r rps p50 p99 reqs errs <<<"$(parse_wrk "$file")"
+	local ticks=$((t1 - t0))
+	local cpu
+	cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$reqs" \
+		'BEGIN { if (n > 0) printf "%.2f", t * 1000000 / hz / n; else print "nan" }')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" "$name" "$rps" "$p50" \
+		"$p99" "$reqs" "$ticks" "$cpu" "$errs" >>"$RAW"
+	log "$(printf 'round %d  %-8s %-11s %10s req/s  p50 %7sus  p99 %7sus  cpu %6sus/req  errors %s' \
+		"$round" "$c" "$name" "$rps" "$p50" "$p99" "$cpu" "$errs")"
+	if ! alive "${PID[$c]}"; then
+		die "$c died during $name; see $OUT/$c.log"
+	fi
+}
+
+log "warming up (${WARMUP} per contender)"
+for c in "${CONTENDERS[@]}"; do
+	run_wrk "$OUT/wrk/warmup-$c.txt" -t"$WRK_THREADS" -c256 -d"$WARMUP" "http://127.0.0.1:${PORT[$c]}/"
+done
+
+n=${#CONTENDERS[@]}
+log "measuring: ${#WORKLOADS[@]} workloads x $n contenders x $ROUNDS rounds x $DURATION"
+for ((r = 1; r <= ROUNDS; r++)); do
+	order=()
+	for ((i = 0; i < n; i++)); do
+		order+=("${CONTENDERS[$(((i + r - 1) % n))]}")
+	done
+	log "round $r: ${order[*]}"
+	for w in "${WORKLOADS[@]}"; do
+		for c in "${order[@]}"; do
+			measure "$r" "$c" "$w"
+			sleep 0.5
+		done
+	done
+done
+
+# Optional pick micro-benchmark (balancer), when it has been built.
+PICK_OUT=""
+if [[ -x "$PICK_BENCH" ]]; then
+	log "running $PICK_BENCH"
+	PICK_OUT=$OUT/bench_pick.txt
+	timeout 300 "${PIN_PROXY[@]}" "$PICK_BENCH" >"$PICK_OUT" 2>&1 || log "$PICK_BENCH failed (see $PICK_OUT)"
+fi
+
+# -------------------------------------------------------------------- report
+
+RESULTS=$OUT/results.md
+{
+	echo "# Benchmark run $TS"
+	echo
+	echo "- Command: \`$cmdline\` (wrk -t$WRK_THREADS, keep-alive, $DURATION per run, $ROUNDS round(s), median reported)"
+	echo "- Date: $(date '+%Y-%m-%d %H:%M %Z')"
+	echo "- Versions: $ver_nginx; $ver_haproxy; $ver_wrk; ringlb: $ver_ringlb"
+	echo "- Machine: $cpu_model, $NPROC cores, kernel $kernel"
+	echo "- Pinning: $PIN_DESC"
+	for c in "${!SKIPPED[@]}"; do
+		echo "- Not measured: $c — ${SKIPPED[$c]}"
+	done
+	echo
+} >"$RESULTS"
+
+python3 - "$RAW" "${CONTENDERS_WANTED[*]}" >>"$RESULTS" <<'PY'
+import csv, statistics, sys
+
+raw, wanted = sys.argv[1], sys.argv[2].split()
+rows = list(csv.DictReader(open(raw), delimiter="\t"))
+workloads = []
+for r in rows:
+    if r["workload"] not in workloads:
+        workloads.append(r["workload"])
+
+def med(vals):
+    vals = [v for v in vals if v == v]  # drop NaN
+    return statistics.median(vals) if vals else float("nan")
+
+agg = {}
+for w in workloads:
+    for c in wanted:
+        rs = [r for r in rows if r["workload"] == w and r["contender"] == c]
+        if not rs:
+            continue
+        rps = [float(r["rps"]) for r in rs]
+        agg[w, c] = dict(
+            rps=med(rps),
+            spread=(max(rps) - min(rps)) / med(rps) * 100 if med(rps) > 0 else float("nan"),
+            p50=med([float(r["p50_us"]) for r in rs]),
+            p99=med([float(r["p99_us"]) for r in rs]),
+            cpu=med([float(r["cpu_us_per_req"]) for r in rs]),
+            errors=sum(int(r["errors"]) for r in rs),
+            n=len(rs),
+        )
+
+def lat(us):
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+print("| workload | contender | req/s | spread | p50 | p99 | CPU-µs/req | req/s vs nginx | CPU vs nginx | errors |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for w in workloads:
+    base = agg.get((w, "nginx"))
+    for c in wanted:
+        a = agg.get((w, c))
+        if a is None:
+            print(f"| {w} | {c} | pending | | | | | | | |")
+            continue
+        if base and base["rps"] > 0 and base["cpu"] > 0:
+            rr = f"{a['rps'] / base['rps']:.2f}"
+            cr = f"{a['cpu'] / base['cpu']:.2f}"
+        else:
+            rr = cr = "n/a"
+        print(f"| {w} | {c} | {a['rps']:,.0f} | {a['spread']:.1f}% | {lat(a['p50'])} | "
+              f"{lat(a['p99'])} | {a['cpu']:.1f} | {rr} | {cr} | {a['errors']} |")
+print()
+print("Workloads: small = GET / (12-byte body), 16k = GET /16k (16384 bytes), "
+      "256k = GET /256k (262144 bytes); cNN = wrk connections. "
+      "spread = (max - min) / median of req/s over the rounds. "
+      "CPU-µs/req = utime+stime of the proxy's processes during the run / requests completed. "
+      "Ratios: > 1 for req/s is better than nginx, < 1 for CPU is better than nginx.")
+if any(a["errors"] for a in agg.values()):
+    print()
+    print("**Warning:** some runs had socket errors or non-2xx responses; see raw.tsv and wrk/.")
+PY
+
+if [[ -n "$PICK_OUT" ]]; then
+	{
+		echo
+		echo "## Pick micro-benchmark ($PICK_BENCH)"
+		echo
+		echo '```'
+		cat "$PICK_OUT"
+		echo '```'
+	} >>"$RESULTS"
+fi
+
+echo
+cat "$RESULTS"
+echo
+log "raw data: $RAW; wrk outputs: $OUT/wrk/; report: $RESULTS"

@@ -542,12 +542,13 @@ static int classify_request(struct shard *s, struct conn *c)
 		r = h1_chunked_feed(&c->req_chunk, &s->chunk_limits, p, len, &used);
 		c->req_fwd += used;
 		c->req_total += used;
+		if (s->cfg->limits.body_bytes_max > 0 && c->req_total > s->cfg->limits.body_bytes_max)
+			r = H1_RESULT_COUNT; /* over the limit: 413 below */
 		if (r == H1_OK) {
 			c->req_phase = REQ_DONE;
 			return 1;
 		}
-		if (r != H1_PARTIAL || (s->cfg->limits.body_bytes_max > 0 &&
-		                        c->req_total > s->cfg->limits.body_bytes_max)) {
+		if (r != H1_PARTIAL) {
 			s->stats.parse_errors++;
 			if (c->resp_started || c->req_head_sent > 0) {
 				conn_abort(s, c);
@@ -557,7 +558,7 @@ static int classify_request(struct shard *s, struct conn *c)
 			c->req_fwd = 0;
 			if (c->up != NULL)
 				up_close(s, c->up);
-			conn_local(s, c, r == H1_PARTIAL ? 413 : 400);
+			conn_local(s, c, r == H1_RESULT_COUNT ? 413 : 400);
 			return 1;
 		}
 	}

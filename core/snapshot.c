@@ -160,5 +160,7 @@ int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_s
 			continue;
 		return (int32_t)r->pool;
 	}
-	return -1;
+	/* No route matched: the first pool is the default, as HAProxy's
+	 * default_backend is. */
+	return s->num_pools > 0 ? 0 : -1;
 }

@@ -73,7 +73,8 @@ struct snapshot *snapshot_publish(struct snapshot *s);
 const struct snapshot *snapshot_current(void);
 
 /* snapshot_route returns the pool index for a request to `host` (port
- * already stripped) and `path`, or -1 when no route matches. */
+ * already stripped) and `path`: the first matching route's pool, else the
+ * first pool; -1 only when there is no pool at all. */
 int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path);
 
 #endif

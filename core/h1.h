@@ -103,7 +103,7 @@ struct h1_msg {
 	struct h1_str method;
 	struct h1_str target;
 	/* status line (responses only) */
-	int status;           /* 100..999 */
+	int status;           /* 100..599 */
 	struct h1_str reason; /* may be empty */
 	uint8_t version_minor; /* 0 or 1 */
 
@@ -203,7 +203,8 @@ struct h1_fwd_request {
  * into out[0..cap): "METHOD target HTTP/1.1", every field except the
  * hop-by-hop ones (Connection and the fields it lists, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) and except
- * X-Forwarded-Proto; then "Transfer-Encoding: chunked" when the body is
+ * X-Forwarded-Proto. Content-Length and Host are never removed because
+ * Connection names them: that would let a client strip the framing; then "Transfer-Encoding: chunked" when the body is
  * chunked, X-Forwarded-For (the received values followed by the client
  * address, in one field), X-Forwarded-Proto, and Via ("1.0 ringlb" or
  * "1.1 ringlb", appended to received Via values). Returns the bytes written,

@@ -334,7 +334,6 @@ static int run(struct config *cfg, const char *config_path)
 	struct control ctl = {.cfg = cfg, .config_path = config_path, .alog_fd = -1};
 	char err[CONFIG_ERR_MAX];
 	struct snapshot *snap;
-	sigset_t set;
 	int status;
 
 	if (!ring_probe(err, sizeof(err))) {
@@ -358,14 +357,6 @@ static int run(struct config *cfg, const char *config_path)
 		free(ctl.reg);
 		return EXIT_CONFIG;
 	}
-	/* Shards inherit this mask: signals reach only the control thread. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
 	ctl.shards = shard_start_all(cfg, ctl.num_shards, err, sizeof(err));
 	if (ctl.shards == NULL) {
 		fprintf(stderr, "ringlb: cannot start: %s\n", err);
@@ -391,8 +382,18 @@ int main(int argc, char **argv)
 	struct options o = {0};
 	struct config *cfg = rlb_xcalloc(1, sizeof(*cfg));
 	char err[CONFIG_ERR_MAX];
+	sigset_t set;
 	int status;
 
+	/* Block the control signals before any thread exists (demo origins
+	 * start while the configuration is built): every thread inherits the
+	 * mask, so the signals reach only the control thread's sigtimedwait. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	if (!parse_args(argc, argv, &o)) {
 		usage(stderr);
 		free(cfg);

@@ -644,6 +644,21 @@ static int forward_interim(struct shard *s, struct conn *c, const struct h1_msg 
 	return 1;
 }
 
+/* te_is_plain_chunked says the response's Transfer-Encoding is exactly one
+ * "chunked" coding (a framed-chunked response may list others first). */
+static bool te_is_plain_chunked(const struct h1_msg *m)
+{
+	int seen = 0;
+
+	for (size_t i = 0; i < m->num_headers; i++) {
+		if (!h1_str_ieq(m->headers[i].name, "Transfer-Encoding"))
+			continue;
+		if (++seen > 1 || !h1_str_ieq(m->headers[i].value, "chunked"))
+			return false;
+	}
+	return true;
+}
+
 static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
 	struct h1_fwd_response fwd;
@@ -716,6 +731,15 @@ static int parse_response(struct shard *s, struct conn *c)
 			return 1;
 		}
 		bufq_consume(&c->rin, upool(s), m.head_len);
+		return 1;
+	}
+	if (m.body == H1_BODY_CHUNKED && !te_is_plain_chunked(&m)) {
+		/* "gzip, chunked": ringlb forwards the framing as chunked and
+		 * cannot announce the inner coding; refuse rather than pass
+		 * content the client cannot decode. */
+		if (c->up != NULL)
+			up_close(s, c->up);
+		conn_local(s, c, 502);
 		return 1;
 	}
 	c->status = m.status;

@@ -21,7 +21,7 @@ struct lb_backend {
 	uint32_t weight; /* 1..1000 */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	char name[64];   /* the address as configured, for logs */
+	char name[64]; /* the address as configured, for logs */
 };
 
 struct balancer_ops;

@@ -103,8 +103,7 @@ static void rr_release(struct lb_pool *pool)
 	pool->state = NULL;
 }
 
-static int32_t rr_pick(const struct lb_pool *pool, struct lb_local *local,
-                       const struct lb_ctx *ctx)
+static int32_t rr_pick(const struct lb_pool *pool, struct lb_local *local, const struct lb_ctx *ctx)
 {
 	const struct rr_state *st = pool->state;
 
@@ -121,14 +120,14 @@ static int32_t rr_pick(const struct lb_pool *pool, struct lb_local *local,
 }
 
 const struct balancer_ops balancer_round_robin = {
-	.name = "round_robin",
-	.build = rr_build,
-	.release = rr_release,
-	.pick = rr_pick,
+        .name = "round_robin",
+        .build = rr_build,
+        .release = rr_release,
+        .pick = rr_pick,
 };
 
 static const struct balancer_ops *const all_ops[] = {
-	&balancer_round_robin,
+        &balancer_round_robin,
 };
 
 const struct balancer_ops *balancer_find(const char *name)

@@ -17,9 +17,9 @@ int bufpool_init(struct bufpool *p, char *base, uint32_t count, uint32_t buf_siz
 	p->buf_size = buf_size;
 	p->recycle = recycle;
 	p->ctx = ctx;
-	p->start = calloc(count, sizeof(*p->start));
-	p->end = calloc(count, sizeof(*p->end));
-	p->next = calloc(count, sizeof(*p->next));
+	p->start = calloc(count, sizeof(*p->start)); /* boot-time */
+	p->end = calloc(count, sizeof(*p->end));     /* boot-time */
+	p->next = calloc(count, sizeof(*p->next));   /* boot-time */
 	if (p->start == NULL || p->end == NULL || p->next == NULL) {
 		bufpool_cleanup(p);
 		return 0;
@@ -240,7 +240,7 @@ int hpool_init(struct hpool *h, uint32_t count, uint32_t size)
 	h->base = m;
 	h->size = size;
 	h->count = count;
-	h->free = calloc(count, sizeof(*h->free));
+	h->free = calloc(count, sizeof(*h->free)); /* boot-time */
 	if (h->free == NULL) {
 		hpool_cleanup(h);
 		return 0;

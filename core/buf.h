@@ -34,15 +34,15 @@ struct bufpool;
 typedef void (*bufpool_recycle_fn)(struct bufpool *p, uint16_t bid);
 
 struct bufpool {
-	char *base;        /* count * buf_size bytes */
+	char *base; /* count * buf_size bytes */
 	uint32_t buf_size;
-	uint32_t count;    /* <= 32768, so a buffer id fits 15 bits */
-	uint32_t *start;   /* per buffer: first unconsumed byte */
-	uint32_t *end;     /* per buffer: one past the last byte */
-	uint16_t *next;    /* per buffer: next buffer in its bufq */
-	uint32_t held;     /* buffers currently held by bufqs */
+	uint32_t count;  /* <= 32768, so a buffer id fits 15 bits */
+	uint32_t *start; /* per buffer: first unconsumed byte */
+	uint32_t *end;   /* per buffer: one past the last byte */
+	uint16_t *next;  /* per buffer: next buffer in its bufq */
+	uint32_t held;   /* buffers currently held by bufqs */
 	bufpool_recycle_fn recycle;
-	void *ctx;         /* the owner of the pool (the ring) */
+	void *ctx; /* the owner of the pool (the ring) */
 };
 
 /* A queue of received bytes: a chain of buffers, oldest first. All-zero
@@ -110,7 +110,7 @@ void bufq_cut(struct bufq *q, struct bufpool *p, uint64_t skip, size_t len);
 /* Head buffers. */
 struct hpool {
 	char *base;
-	uint32_t size;  /* bytes per head buffer */
+	uint32_t size; /* bytes per head buffer */
 	uint32_t count;
 	uint32_t *free; /* stack of free indexes */
 	uint32_t nfree;

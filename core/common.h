@@ -21,19 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define RLB_LIKELY(x) __builtin_expect(!!(x), 1)
-#define RLB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define RLB_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define RLB_UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #define RLB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define RLB_COLD __attribute__((cold))
-#define RLB_CACHELINE 64
+#define RLB_COLD         __attribute__((cold))
+#define RLB_CACHELINE    64
 
 /* rlb_assert_fail prints the failed condition with its place and aborts. */
 __attribute__((noreturn, cold)) void rlb_assert_fail(const char *cond, const char *file, int line);
 
 #define RLB_ASSERT(cond)                                                                           \
-	do {                                                                                           \
-		if (RLB_UNLIKELY(!(cond)))                                                                 \
-			rlb_assert_fail(#cond, __FILE__, __LINE__);                                            \
+	do {                                                                                       \
+		if (RLB_UNLIKELY(!(cond)))                                                         \
+			rlb_assert_fail(#cond, __FILE__, __LINE__);                                \
 	} while (0)
 
 #ifdef DEBUG_STRICT

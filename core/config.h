@@ -18,12 +18,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CONFIG_NAME_MAX 64
-#define CONFIG_ERR_MAX 512
-#define CONFIG_POOLS_MAX 256
-#define CONFIG_BACKENDS_MAX 1024 /* per pool */
+#define CONFIG_NAME_MAX      64
+#define CONFIG_ERR_MAX       512
+#define CONFIG_POOLS_MAX     256
+#define CONFIG_BACKENDS_MAX  1024 /* per pool */
 #define CONFIG_LISTENERS_MAX 64
-#define CONFIG_ROUTES_MAX 1024
+#define CONFIG_ROUTES_MAX    1024
 #define CONFIG_KEY_LINES_MAX 48 /* size of struct config's private _key_lines */
 
 /* A socket address with its textual form as written. */
@@ -62,8 +62,8 @@ struct config_pool {
 };
 
 struct config_route {
-	char host[256];  /* exact host, "*.suffix", or empty for any */
-	char path[256];  /* path prefix, empty for any */
+	char host[256]; /* exact host, "*.suffix", or empty for any */
+	char path[256]; /* path prefix, empty for any */
 	char pool[CONFIG_NAME_MAX];
 	uint32_t pool_index; /* resolved by validation */
 	uint32_t _line;      /* private to config.c: line of `pool`, 0 if not from a file */
@@ -81,27 +81,27 @@ struct config_timeouts {
 };
 
 struct config_limits {
-	uint32_t conns_max;          /* client connections per shard, default 10000 */
-	uint32_t upstream_conns_max; /* upstream connections per shard, default 10000 */
+	uint32_t conns_max;            /* client connections per shard, default 10000 */
+	uint32_t upstream_conns_max;   /* upstream connections per shard, default 10000 */
 	size_t request_line_bytes_max; /* default 8KiB: 414 beyond */
-	size_t header_bytes_max;     /* whole request head, default 16KiB: 431 beyond */
-	uint32_t headers_max;        /* header fields per message, default 100: 431 beyond */
-	uint64_t body_bytes_max;     /* request body, default 1GiB; 0 = unlimited: 413 beyond */
+	size_t header_bytes_max;       /* whole request head, default 16KiB: 431 beyond */
+	uint32_t headers_max;          /* header fields per message, default 100: 431 beyond */
+	uint64_t body_bytes_max;       /* request body, default 1GiB; 0 = unlimited: 413 beyond */
 	size_t response_header_bytes_max; /* response head from a backend, default 16KiB: 502 */
 };
 
 struct config_buffers {
-	uint32_t count;         /* provided buffers per group per shard, power of two, default 1024 */
-	size_t size;            /* bytes per buffer, default 16KiB, >= header_bytes_max */
-	size_t conn_bytes_max;  /* unsent bytes held per connection direction before
-	                           reading pauses, default 256KiB */
-	uint32_t ring_entries;  /* io_uring SQ entries per shard, power of two, default 4096 */
+	uint32_t count; /* provided buffers per group per shard, power of two, default 1024 */
+	size_t size;    /* bytes per buffer, default 16KiB, >= header_bytes_max */
+	size_t conn_bytes_max; /* unsent bytes held per connection direction before
+	                          reading pauses, default 256KiB */
+	uint32_t ring_entries; /* io_uring SQ entries per shard, power of two, default 4096 */
 };
 
 struct config_access_log {
 	bool enabled;
-	char path[512];          /* file path, or "-" or "stdout" */
-	uint32_t queue_entries;  /* per-shard queue of pending lines, default 4096 */
+	char path[512];         /* file path, or "-" or "stdout" */
+	uint32_t queue_entries; /* per-shard queue of pending lines, default 4096 */
 };
 
 struct config {

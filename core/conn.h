@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CONN_IOV_MAX 16
+#define CONN_IOV_MAX     16
 #define CONN_HEADERS_MAX 1024 /* the array size; limits.headers_max <= this */
 
 /* Operations, the low byte of user_data. */
@@ -82,22 +82,22 @@ enum up_fail {
 struct conn {
 	uint32_t gen;
 	int fd;
-	uint8_t state;     /* enum conn_state */
-	uint8_t ops;       /* operations in flight on fd */
-	uint8_t req_phase; /* enum req_phase */
+	uint8_t state;      /* enum conn_state */
+	uint8_t ops;        /* operations in flight on fd */
+	uint8_t req_phase;  /* enum req_phase */
 	uint8_t resp_phase; /* enum resp_phase */
-	bool recv_on;      /* a multishot recv is armed */
-	bool recv_stop;    /* its cancellation was requested */
-	bool recv_eof;     /* the client closed its write side */
-	bool send_on;      /* a send is in flight */
-	bool starved;      /* waiting for provided buffers (ENOBUFS) */
-	bool close_after;  /* close once the current response is sent */
+	bool recv_on;       /* a multishot recv is armed */
+	bool recv_stop;     /* its cancellation was requested */
+	bool recv_eof;      /* the client closed its write side */
+	bool send_on;       /* a send is in flight */
+	bool starved;       /* waiting for provided buffers (ENOBUFS) */
+	bool close_after;   /* close once the current response is sent */
 	bool http10;
-	bool keep_alive;   /* the client asked to keep the connection */
+	bool keep_alive; /* the client asked to keep the connection */
 	bool head_req;
-	bool resp_started; /* some of the response went to the client */
-	bool up_reusable;  /* the upstream connection may go back to its pool */
-	bool resp_dechunk; /* strip chunked framing (HTTP/1.0 client) */
+	bool resp_started;  /* some of the response went to the client */
+	bool up_reusable;   /* the upstream connection may go back to its pool */
+	bool resp_dechunk;  /* strip chunked framing (HTTP/1.0 client) */
 	bool retried_reuse; /* already retried after a stale pooled connection */
 	bool idempotent;
 	bool retry_pending; /* get another upstream connection once c->up is gone */
@@ -113,24 +113,24 @@ struct conn {
 	uint32_t pool;
 	uint64_t snap_version;
 	uint32_t tries;
-	uint64_t tried;         /* lb_ctx.exclude */
-	int32_t req_head;       /* hpool index of the head sent upstream, or -1 */
+	uint64_t tried;   /* lb_ctx.exclude */
+	int32_t req_head; /* hpool index of the head sent upstream, or -1 */
 	uint32_t req_head_len, req_head_sent;
-	uint8_t req_body;       /* enum h1_body */
-	uint64_t req_left;      /* Content-Length bytes not yet classified */
-	uint64_t req_fwd;       /* classified body bytes at the front of `in` */
-	uint64_t req_total;     /* body bytes received */
+	uint8_t req_body;   /* enum h1_body */
+	uint64_t req_left;  /* Content-Length bytes not yet classified */
+	uint64_t req_fwd;   /* classified body bytes at the front of `in` */
+	uint64_t req_total; /* body bytes received */
 	struct h1_chunked req_chunk;
 	struct upconn *up;
 
 	/* the current response */
-	const char *local;      /* a constant response being sent, or NULL */
+	const char *local; /* a constant response being sent, or NULL */
 	uint32_t local_len, local_sent;
-	int32_t resp_head;      /* hpool index of the head sent to the client, or -1 */
+	int32_t resp_head; /* hpool index of the head sent to the client, or -1 */
 	uint32_t resp_head_len, resp_head_sent;
-	uint8_t resp_body;      /* enum h1_body */
+	uint8_t resp_body; /* enum h1_body */
 	uint64_t resp_left;
-	uint64_t resp_fwd;      /* classified body bytes at the front of `rin` */
+	uint64_t resp_fwd; /* classified body bytes at the front of `rin` */
 	struct h1_scan rscan;
 	struct h1_chunked resp_chunk;
 	uint64_t send_inflight; /* bytes of the send in flight */
@@ -163,7 +163,7 @@ struct upconn {
 	uint8_t state; /* enum upconn_state */
 	uint8_t ops;
 	bool recv_on, recv_stop, send_on, starved;
-	bool got_bytes;   /* received response bytes for the current request */
+	bool got_bytes;    /* received response bytes for the current request */
 	uint32_t requests; /* requests sent on this connection */
 	uint32_t backend_uid;
 	uint32_t pool;
@@ -225,8 +225,8 @@ struct shard {
 	struct lb_local lb_local[CONFIG_POOLS_MAX];
 	uint64_t lb_version;
 
-	struct conn *starved;      /* client connections waiting for buffers */
-	struct upconn *up_starved; /* upstream connections waiting for buffers */
+	struct conn *starved;                       /* client connections waiting for buffers */
+	struct upconn *up_starved;                  /* upstream connections waiting for buffers */
 	struct h1_header headers[CONN_HEADERS_MAX]; /* parse scratch */
 	struct h1_limits req_limits, resp_limits;
 	struct h1_chunked_limits chunk_limits;

@@ -73,8 +73,8 @@ static void *serve_conn(void *arg)
 {
 	struct origin_conn oc = *(struct origin_conn *)arg;
 	struct h1_header headers[64];
-	struct h1_limits lim = {.line_bytes_max = 8192, .head_bytes_max = DEMO_BUF,
-	                        .headers_max = 64};
+	struct h1_limits lim = {
+	        .line_bytes_max = 8192, .head_bytes_max = DEMO_BUF, .headers_max = 64};
 	char *buf = malloc(DEMO_BUF);
 	size_t len = 0;
 	uint64_t skip = 0; /* body bytes of the last request still to discard */
@@ -169,7 +169,8 @@ int demo_start_origins(int n, struct config_addr *out, char *err, size_t err_len
 		o->index = i + 1;
 		o->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (o->fd < 0 || bind(o->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-		    listen(o->fd, 128) < 0 || getsockname(o->fd, (struct sockaddr *)&sin, &sl) < 0) {
+		    listen(o->fd, 128) < 0 ||
+		    getsockname(o->fd, (struct sockaddr *)&sin, &sl) < 0) {
 			snprintf(err, err_len, "demo origin %d: %s", i + 1, strerror(errno));
 			return 0;
 		}

@@ -35,14 +35,14 @@ struct h1_header {
 };
 
 enum h1_result {
-	H1_OK = 0,      /* a complete head (or chunked body) was parsed */
-	H1_PARTIAL,     /* more input is needed; call again with more bytes */
-	H1_E_BARE_CR,   /* CR not followed by LF (RFC 9112 §2.2) */
-	H1_E_BARE_LF,   /* LF not preceded by CR (strict reading of §2.2) */
-	H1_E_NUL,       /* NUL byte anywhere in the head (RFC 9110 §5.5) */
-	H1_E_METHOD,    /* method is not a token (RFC 9112 §3.1) */
-	H1_E_TARGET,    /* empty or invalid request-target (RFC 9112 §3.2) */
-	H1_E_VERSION,   /* malformed HTTP-version (RFC 9112 §2.3) */
+	H1_OK = 0,                /* a complete head (or chunked body) was parsed */
+	H1_PARTIAL,               /* more input is needed; call again with more bytes */
+	H1_E_BARE_CR,             /* CR not followed by LF (RFC 9112 §2.2) */
+	H1_E_BARE_LF,             /* LF not preceded by CR (strict reading of §2.2) */
+	H1_E_NUL,                 /* NUL byte anywhere in the head (RFC 9110 §5.5) */
+	H1_E_METHOD,              /* method is not a token (RFC 9112 §3.1) */
+	H1_E_TARGET,              /* empty or invalid request-target (RFC 9112 §3.2) */
+	H1_E_VERSION,             /* malformed HTTP-version (RFC 9112 §2.3) */
 	H1_E_VERSION_UNSUPPORTED, /* well-formed but not HTTP/1.0 or 1.1: 505 */
 	H1_E_REQUEST_LINE,        /* wrong spacing in the request line (§3) */
 	H1_E_LINE_TOO_LONG,       /* request line over line_bytes_max: 414 */
@@ -103,8 +103,8 @@ struct h1_msg {
 	struct h1_str method;
 	struct h1_str target;
 	/* status line (responses only) */
-	int status;           /* 100..599 */
-	struct h1_str reason; /* may be empty */
+	int status;            /* 100..599 */
+	struct h1_str reason;  /* may be empty */
 	uint8_t version_minor; /* 0 or 1 */
 
 	struct h1_header *headers; /* caller's array */
@@ -124,9 +124,9 @@ struct h1_msg {
 
 /* Resumable scan position; zero it before the first call for a new head. */
 struct h1_scan {
-	size_t pos;       /* bytes already scanned */
+	size_t pos;        /* bytes already scanned */
 	size_t line_start; /* offset where the current line starts */
-	size_t skipped;   /* leading empty lines skipped (requests) */
+	size_t skipped;    /* leading empty lines skipped (requests) */
 };
 
 /* h1_parse_request parses a request head from buf[0..len). On H1_OK it
@@ -185,8 +185,7 @@ enum h1_result h1_chunked_feed(struct h1_chunked *c, const struct h1_chunked_lim
  * response into a close-delimited one for an HTTP/1.0 client. Trailers are
  * dropped. */
 enum h1_result h1_chunked_decode(struct h1_chunked *c, const struct h1_chunked_limits *lim,
-                                 char *buf, size_t len, size_t *out_consumed,
-                                 size_t *out_data_len);
+                                 char *buf, size_t len, size_t *out_consumed, size_t *out_data_len);
 
 /* --- writers for forwarded heads --- */
 
@@ -204,8 +203,8 @@ struct h1_fwd_request {
  * hop-by-hop ones (Connection and the fields it lists, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) and except
  * X-Forwarded-Proto. Content-Length and Host are never removed because
- * Connection names them: that would let a client strip the framing; then "Transfer-Encoding: chunked" when the body is
- * chunked, X-Forwarded-For (the received values followed by the client
+ * Connection names them: that would let a client strip the framing; then "Transfer-Encoding:
+ * chunked" when the body is chunked, X-Forwarded-For (the received values followed by the client
  * address, in one field), X-Forwarded-Proto, and Via ("1.0 ringlb" or
  * "1.1 ringlb", appended to received Via values). Returns the bytes written,
  * or 0 if they do not fit in `cap`. */

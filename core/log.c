@@ -25,7 +25,9 @@ void rlb_log(int level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
 	m = snprintf(line + n, sizeof(line) - n, "ringlb[%d] %s: ", (int)getpid(),
-	             level_names[level < 0 ? 0 : level > 3 ? 3 : level]);
+	             level_names[level < 0   ? 0
+	                         : level > 3 ? 3
+	                                     : level]);
 	if (m > 0)
 		n += (size_t)m;
 	va_start(ap, fmt);

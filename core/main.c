@@ -52,33 +52,38 @@ struct control {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: ringlb [-c FILE] [-t] [options]\n"
-	        "       ringlb --listen ADDR --backend ADDR [--backend ADDR ...] [options]\n"
-	        "       ringlb demo [--listen ADDR]\n"
-	        "\n"
-	        "  -c, --config FILE     run with the YAML configuration FILE\n"
-	        "  -t, --test            check the configuration and exit (0 = valid)\n"
-	        "      --listen ADDR     quick mode: listen on ADDR (e.g. 127.0.0.1:8080)\n"
-	        "      --backend ADDR    quick mode: add a backend (round robin)\n"
-	        "      --workers N|auto  shard threads (default: one per CPU)\n"
-	        "      --access-log PATH write an access log to PATH (or 'stdout')\n"
-	        "      --log-level L     error, warn, info (default) or debug\n"
-	        "  -v, --version         print the version\n"
-	        "  -h, --help            this text\n"
-	        "\n"
-	        "Signals: SIGTERM/SIGINT stop gracefully (timeouts.drain), SIGHUP reloads -c FILE.\n"
-	        "Reference: docs/reference.md\n");
+	fprintf(f, "usage: ringlb [-c FILE] [-t] [options]\n"
+	           "       ringlb --listen ADDR --backend ADDR [--backend ADDR ...] [options]\n"
+	           "       ringlb demo [--listen ADDR]\n"
+	           "\n"
+	           "  -c, --config FILE     run with the YAML configuration FILE\n"
+	           "  -t, --test            check the configuration and exit (0 = valid)\n"
+	           "      --listen ADDR     quick mode: listen on ADDR (e.g. 127.0.0.1:8080)\n"
+	           "      --backend ADDR    quick mode: add a backend (round robin)\n"
+	           "      --workers N|auto  shard threads (default: one per CPU)\n"
+	           "      --access-log PATH write an access log to PATH (or 'stdout')\n"
+	           "      --log-level L     error, warn, info (default) or debug\n"
+	           "  -v, --version         print the version\n"
+	           "  -h, --help            this text\n"
+	           "\n"
+	           "Signals: SIGTERM/SIGINT stop gracefully (timeouts.drain), SIGHUP reloads -c "
+	           "FILE.\n"
+	           "Reference: docs/reference.md\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longs[] = {
-		{"config", required_argument, NULL, 'c'},  {"test", no_argument, NULL, 't'},
-		{"listen", required_argument, NULL, 'L'},  {"backend", required_argument, NULL, 'B'},
-		{"workers", required_argument, NULL, 'W'}, {"access-log", required_argument, NULL, 'A'},
-		{"log-level", required_argument, NULL, 'V'}, {"version", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"test", no_argument, NULL, 't'},
+	        {"listen", required_argument, NULL, 'L'},
+	        {"backend", required_argument, NULL, 'B'},
+	        {"workers", required_argument, NULL, 'W'},
+	        {"access-log", required_argument, NULL, 'A'},
+	        {"log-level", required_argument, NULL, 'V'},
+	        {"version", no_argument, NULL, 'v'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -90,13 +95,27 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	while ((ch = getopt_long(argc, argv, "c:tvh", longs, NULL)) != -1) {
 		switch (ch) {
-		case 'c': o->config_path = optarg; break;
-		case 't': o->test_only = true; break;
-		case 'W': o->workers = optarg; break;
-		case 'A': o->access_log = optarg; break;
-		case 'V': o->log_level = optarg; break;
-		case 'v': printf("ringlb %s\n", RINGLB_VERSION); exit(EXIT_OK);
-		case 'h': usage(stdout); exit(EXIT_OK);
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case 't':
+			o->test_only = true;
+			break;
+		case 'W':
+			o->workers = optarg;
+			break;
+		case 'A':
+			o->access_log = optarg;
+			break;
+		case 'V':
+			o->log_level = optarg;
+			break;
+		case 'v':
+			printf("ringlb %s\n", RINGLB_VERSION);
+			exit(EXIT_OK);
+		case 'h':
+			usage(stdout);
+			exit(EXIT_OK);
 		case 'L':
 			if (o->num_listen == CONFIG_LISTENERS_MAX)
 				return 0;
@@ -107,7 +126,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return 0;
 			o->backend[o->num_backend++] = optarg;
 			break;
-		default: return 0;
+		default:
+			return 0;
 		}
 	}
 	if (optind != argc) {
@@ -141,7 +161,8 @@ static int apply_overrides(struct config *cfg, const struct options *o, char *er
 		if (strcmp(o->workers, "auto") == 0)
 			cfg->workers = 0;
 		else if (*end != '\0' || n < 1 || n > 1024) {
-			snprintf(err, len, "--workers: expected auto or 1..1024, got \"%s\"", o->workers);
+			snprintf(err, len, "--workers: expected auto or 1..1024, got \"%s\"",
+			         o->workers);
 			return 0;
 		} else
 			cfg->workers = (uint32_t)n;
@@ -198,8 +219,8 @@ static int build_config(struct config *cfg, const struct options *o, char *err, 
 static void raise_nofile(const struct config *cfg, uint32_t workers)
 {
 	struct rlimit rl;
-	uint64_t need = (uint64_t)workers * (cfg->limits.conns_max + cfg->limits.upstream_conns_max) +
-	                64;
+	uint64_t need =
+	        (uint64_t)workers * (cfg->limits.conns_max + cfg->limits.upstream_conns_max) + 64;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
@@ -352,7 +373,8 @@ static int run(struct config *cfg, const char *config_path)
 	snapshot_publish(snap);
 	ctl.alog_fd = open_access_log(cfg);
 	if (cfg->access_log.enabled && ctl.alog_fd < 0) {
-		fprintf(stderr, "ringlb: access log %s: %s\n", cfg->access_log.path, strerror(errno));
+		fprintf(stderr, "ringlb: access log %s: %s\n", cfg->access_log.path,
+		        strerror(errno));
 		snapshot_free(snapshot_publish(NULL));
 		free(ctl.reg);
 		return EXIT_CONFIG;
@@ -363,8 +385,8 @@ static int run(struct config *cfg, const char *config_path)
 		status = EXIT_START;
 	} else {
 		for (size_t i = 0; i < cfg->num_listeners; i++)
-			rlb_log(LOG_INFO, "listening on %s (%u workers)", cfg->listeners[i].addr.text,
-			        ctl.num_shards);
+			rlb_log(LOG_INFO, "listening on %s (%u workers)",
+			        cfg->listeners[i].addr.text, ctl.num_shards);
 		status = control_loop(&ctl) == 0 ? EXIT_OK : EXIT_START;
 		ctl.shards = NULL;
 		rlb_log(LOG_INFO, "stopped");

@@ -167,7 +167,8 @@ void conn_abort(struct shard *s, struct conn *c)
 		timer_disarm(&s->wheel, &c->timer);
 		shutdown(c->fd, SHUT_RDWR);
 		if (c->ops > 0) {
-			ring_cancel_fd(&s->ring, c->fd, ring_ud(OP_CCANCEL, conn_slot(s, c), c->gen));
+			ring_cancel_fd(&s->ring, c->fd,
+			               ring_ud(OP_CCANCEL, conn_slot(s, c), c->gen));
 			c->ops++;
 		}
 		if (c->up != NULL)
@@ -209,8 +210,8 @@ static void conn_send_more(struct shard *s, struct conn *c)
 		bytes += c->iov[n++].iov_len;
 	} else {
 		if (c->resp_head >= 0) {
-			c->iov[n].iov_base = hpool_data(&s->heads, (uint32_t)c->resp_head) +
-			                     c->resp_head_sent;
+			c->iov[n].iov_base =
+			        hpool_data(&s->heads, (uint32_t)c->resp_head) + c->resp_head_sent;
 			c->iov[n].iov_len = c->resp_head_len - c->resp_head_sent;
 			bytes += c->iov[n++].iov_len;
 		}
@@ -542,7 +543,8 @@ static int classify_request(struct shard *s, struct conn *c)
 		r = h1_chunked_feed(&c->req_chunk, &s->chunk_limits, p, len, &used);
 		c->req_fwd += used;
 		c->req_total += used;
-		if (s->cfg->limits.body_bytes_max > 0 && c->req_total > s->cfg->limits.body_bytes_max)
+		if (s->cfg->limits.body_bytes_max > 0 &&
+		    c->req_total > s->cfg->limits.body_bytes_max)
 			r = H1_RESULT_COUNT; /* over the limit: 413 below */
 		if (r == H1_OK) {
 			c->req_phase = REQ_DONE;
@@ -592,7 +594,8 @@ static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 		if (p == NULL)
 			return false;
 		if (c->resp_dechunk) {
-			r = h1_chunked_decode(&c->resp_chunk, &s->chunk_limits, p, len, &used, &data);
+			r = h1_chunked_decode(&c->resp_chunk, &s->chunk_limits, p, len, &used,
+			                      &data);
 			bufq_cut(&c->rin, upool(s), c->resp_fwd + data, used - data);
 			c->resp_fwd += data;
 		} else {
@@ -783,8 +786,8 @@ static void release_upstream(struct shard *s, struct conn *c)
 
 	if (u == NULL || c->resp_phase != RESP_DONE || u->send_on || u->state != UP_ACTIVE)
 		return;
-	req_sent = c->req_phase == REQ_DONE && c->req_fwd == 0 &&
-	           c->req_head_sent == c->req_head_len;
+	req_sent =
+	        c->req_phase == REQ_DONE && c->req_fwd == 0 && c->req_head_sent == c->req_head_len;
 	clean = c->rin.bytes == c->resp_fwd;
 	up_finish(s, u, c->up_reusable && req_sent && clean && !c->resp_aborted && !s->draining);
 }
@@ -813,9 +816,8 @@ static void txn_log(struct shard *s, struct conn *c)
 
 static bool txn_complete(const struct conn *c)
 {
-	return c->resp_phase == RESP_DONE && !c->send_on && c->local == NULL &&
-	       c->resp_head < 0 && c->resp_fwd == 0 && c->up == NULL &&
-	       (c->req_phase == REQ_DONE || c->close_after);
+	return c->resp_phase == RESP_DONE && !c->send_on && c->local == NULL && c->resp_head < 0 &&
+	       c->resp_fwd == 0 && c->up == NULL && (c->req_phase == REQ_DONE || c->close_after);
 }
 
 static void txn_finish(struct shard *s, struct conn *c)
@@ -985,8 +987,8 @@ void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 
 	if (ring_cqe_has_buffer(cqe)) {
 		ring_note_buffer(&s->ring, RING_GROUP_CLIENT);
-		if (cqe->res > 0 && (c->state == CONN_IDLE || c->state == CONN_HEAD ||
-		                     c->state == CONN_PROXY))
+		if (cqe->res > 0 &&
+		    (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_PROXY))
 			bufq_push(&c->in, cpool(s), ring_cqe_bid(cqe), (uint32_t)cqe->res);
 		else
 			cpool(s)->recycle(cpool(s), ring_cqe_bid(cqe));

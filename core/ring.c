@@ -132,8 +132,7 @@ static int group_init(struct ring *r, struct ring_group *g, uint16_t bgid, uint3
 	g->ring = r;
 	g->bgid = bgid;
 	g->br_bytes = (size_t)nbufs * sizeof(struct io_uring_buf);
-	g->br = mmap(NULL, g->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-	             0);
+	g->br = mmap(NULL, g->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	g->bufs_bytes = (size_t)nbufs * buf_size;
 	g->bufs = mmap(NULL, g->bufs_bytes, PROT_READ | PROT_WRITE,
 	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -275,8 +274,8 @@ void ring_cancel(struct ring *r, uint64_t target, uint64_t ud)
 int ring_wait(struct ring *r, uint32_t timeout_ms)
 {
 	struct __kernel_timespec ts = {
-		.tv_sec = timeout_ms / 1000,
-		.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+	        .tv_sec = timeout_ms / 1000,
+	        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
 	};
 	struct io_uring_cqe *cqe;
 	int ret;

@@ -27,13 +27,13 @@
 #include <stdint.h>
 
 #define RING_SLOT_BITS 24
-#define RING_SLOT_MAX ((1u << RING_SLOT_BITS) - 1)
+#define RING_SLOT_MAX  ((1u << RING_SLOT_BITS) - 1)
 /* Two buffer groups: client input and upstream input are kept apart so
  * that a flood of uploads can never take the buffers that responses need
  * (and the other way round). */
-#define RING_GROUP_CLIENT 0
+#define RING_GROUP_CLIENT   0
 #define RING_GROUP_UPSTREAM 1
-#define RING_GROUPS 2
+#define RING_GROUPS         2
 
 static inline uint64_t ring_ud(uint8_t op, uint32_t slot, uint32_t gen)
 {
@@ -100,8 +100,8 @@ int ring_probe(char *err, size_t err_len);
 
 /* ring_init creates the ring (SINGLE_ISSUER|DEFER_TASKRUN, falling back
  * when the kernel refuses them), registers the ring fd and, for each of the
- * RING_GROUPS groups, a ring of `nbufs` provided buffers of `buf_size` bytes. Must run on the thread that will
- * use the ring. Returns 1, or 0 with a message. */
+ * RING_GROUPS groups, a ring of `nbufs` provided buffers of `buf_size` bytes. Must run on the
+ * thread that will use the ring. Returns 1, or 0 with a message. */
 int ring_init(struct ring *r, uint32_t entries, uint32_t nbufs, uint32_t buf_size, char *err,
               size_t err_len);
 

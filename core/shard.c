@@ -30,8 +30,8 @@
 #include <urcu-qsbr.h>
 
 #define TIMER_TICK_MS 10
-#define REAP_BATCH 256
-#define HEAD_SLACK 1024 /* head buffers: the largest head plus what ringlb adds */
+#define REAP_BATCH    256
+#define HEAD_SLACK    1024 /* head buffers: the largest head plus what ringlb adds */
 
 static atomic_bool stop_requested;
 static atomic_uint shards_running;
@@ -212,8 +212,9 @@ static int shard_setup(struct shard *s)
 	 * client): conns_max * 2. */
 	if (!hpool_init(&s->heads, cfg->limits.conns_max * 2, (uint32_t)(head + HEAD_SLACK)) ||
 	    !alloc_slabs(s)) {
-		snprintf(s->err, sizeof(s->err), "out of memory for connection slabs; lower "
-		                                 "limits.conns_max");
+		snprintf(s->err, sizeof(s->err),
+		         "out of memory for connection slabs; lower "
+		         "limits.conns_max");
 		return 0;
 	}
 	for (uint32_t i = 0; i < s->num_listeners; i++)

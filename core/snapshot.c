@@ -38,7 +38,8 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 		int32_t uid = registry_uid(reg, cp->name, cp->backends[i].addr.text);
 
 		if (uid < 0) {
-			snprintf(err, err_len, "more than %d distinct backends since start-up; restart ringlb",
+			snprintf(err, err_len,
+			         "more than %d distinct backends since start-up; restart ringlb",
 			         SNAPSHOT_UIDS_MAX);
 			return 0;
 		}

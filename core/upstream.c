@@ -118,10 +118,10 @@ static void up_op_done(struct shard *s, struct upconn *u)
 
 void up_update_recv(struct shard *s, struct upconn *u)
 {
-	bool want = u->fd >= 0 && !u->starved &&
-	            (u->state == UP_IDLE ||
-	             (u->state == UP_ACTIVE && u->client != NULL &&
-	              u->client->rin.bytes < s->cfg->buffers.conn_bytes_max));
+	bool want =
+	        u->fd >= 0 && !u->starved &&
+	        (u->state == UP_IDLE || (u->state == UP_ACTIVE && u->client != NULL &&
+	                                 u->client->rin.bytes < s->cfg->buffers.conn_bytes_max));
 
 	if (want && !u->recv_on) {
 		ring_recv_multishot(&s->ring, u->fd, RING_GROUP_UPSTREAM,
@@ -184,8 +184,10 @@ static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
 	int fd;
 
 	if (s->up_nfree == 0) {
-		rlb_log(LOG_WARN, "shard %u: upstream connection slab full; raise "
-		                  "limits.upstream_conns_max", s->id);
+		rlb_log(LOG_WARN,
+		        "shard %u: upstream connection slab full; raise "
+		        "limits.upstream_conns_max",
+		        s->id);
 		return NULL;
 	}
 	fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -209,7 +211,8 @@ static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
 	ring_connect(&s->ring, fd, (struct sockaddr *)&u->addr, u->addr_len,
 	             ring_ud(OP_UCONNECT, up_slot(s, u), u->gen));
 	u->ops++;
-	timer_arm(&s->wheel, &u->timer, s->now_ms + snapshot_current()->timeouts.upstream_connect_ms);
+	timer_arm(&s->wheel, &u->timer,
+	          s->now_ms + snapshot_current()->timeouts.upstream_connect_ms);
 	s->stats.upstream_connects++;
 	return u;
 }
@@ -282,7 +285,8 @@ void up_send_more(struct shard *s, struct upconn *u)
 	if (c == NULL || u->send_on || u->state != UP_ACTIVE)
 		return;
 	if (c->req_head >= 0 && c->req_head_sent < c->req_head_len) {
-		u->iov[n].iov_base = hpool_data(&s->heads, (uint32_t)c->req_head) + c->req_head_sent;
+		u->iov[n].iov_base =
+		        hpool_data(&s->heads, (uint32_t)c->req_head) + c->req_head_sent;
 		u->iov[n].iov_len = c->req_head_len - c->req_head_sent;
 		bytes += u->iov[n++].iov_len;
 	}

@@ -71,26 +71,25 @@ static uint32_t fire_slot(struct timer_wheel *w, uint32_t idx, uint64_t tick, ti
 uint32_t timer_wheel_advance(struct timer_wheel *w, uint64_t now_ms, timer_fire_fn fire, void *arg)
 {
 	uint64_t target = now_ms / w->tick_ms;
+	uint64_t from = w->now_tick;
 	uint32_t fired = 0;
 
-	if (target <= w->now_tick)
+	if (target <= from)
 		return 0;
-	if (w->armed == 0) {
-		w->now_tick = target;
+	/* The wheel's time moves to the target before any callback runs, so a
+	 * timer re-armed by its callback lands after this advance and fires at
+	 * most once per call, however long the stall was. */
+	w->now_tick = target;
+	if (w->armed == 0)
 		return 0;
-	}
 	/* After a long stall, one pass over every slot fires everything due;
 	 * walking more than a lap of ticks would only revisit the same slots. */
-	if (target - w->now_tick >= TIMER_SLOTS) {
-		w->now_tick = target; /* so re-armed timers land after this pass */
+	if (target - from >= TIMER_SLOTS) {
 		for (uint32_t i = 0; i < TIMER_SLOTS; i++)
 			fired += fire_slot(w, i, target, fire, arg);
 		return fired;
 	}
-	while (w->now_tick < target) {
-		w->now_tick++;
-		fired += fire_slot(w, (uint32_t)(w->now_tick & (TIMER_SLOTS - 1)), w->now_tick,
-		                   fire, arg);
-	}
+	for (uint64_t tick = from + 1; tick <= target; tick++)
+		fired += fire_slot(w, (uint32_t)(tick & (TIMER_SLOTS - 1)), tick, fire, arg);
 	return fired;
 }

@@ -31,8 +31,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CONN_IOV_MAX     16
-#define CONN_HEADERS_MAX 1024 /* the array size; limits.headers_max <= this */
+#define CONN_IOV_MAX       16
+#define ACCEPT_WAITING_MAX 256  /* connections parked while the slab is full */
+#define CONN_HEADERS_MAX   1024 /* the array size; limits.headers_max <= this */
 
 /* Operations, the low byte of user_data. */
 enum op {
@@ -44,6 +45,7 @@ enum op {
 	OP_USEND,
 	OP_UCONNECT,
 	OP_UCANCEL,
+	OP_ACANCEL, /* cancellation of a listener's accept (slot = listener) */
 };
 
 enum conn_state {
@@ -103,6 +105,7 @@ struct conn {
 	bool retry_pending; /* get another upstream connection once c->up is gone */
 	bool retry_fresh;   /* ... a new one, not from the idle pool */
 	bool resp_aborted;  /* the response was cut: close without lingering */
+	bool flush_pending; /* queued to send at the end of the loop turn */
 
 	struct bufq in;  /* request bytes from the client */
 	struct bufq rin; /* response bytes from the backend */
@@ -212,7 +215,11 @@ struct shard {
 	struct hpool heads;
 	uint64_t now_ms;
 	int listen_fds[CONFIG_LISTENERS_MAX];
+	bool accept_on[CONFIG_LISTENERS_MAX]; /* a multishot accept is armed */
 	uint32_t num_listeners;
+	bool accept_paused;              /* the connection slab is full: not accepting */
+	int waiting[ACCEPT_WAITING_MAX]; /* accepted while the slab was full (FIFO) */
+	uint32_t waiting_head, num_waiting;
 
 	struct conn *conns;
 	uint32_t *conn_free;
@@ -225,7 +232,9 @@ struct shard {
 	struct lb_local lb_local[CONFIG_POOLS_MAX];
 	uint64_t lb_version;
 
-	struct conn *starved;                       /* client connections waiting for buffers */
+	struct conn *starved; /* client connections waiting for buffers */
+	uint64_t *flush;      /* (gen << 32 | slot) of connections to send to this turn */
+	uint32_t num_flush, flush_cap;
 	struct upconn *up_starved;                  /* upstream connections waiting for buffers */
 	struct h1_header headers[CONN_HEADERS_MAX]; /* parse scratch */
 	struct h1_limits req_limits, resp_limits;

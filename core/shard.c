@@ -99,6 +99,8 @@ size_t shard_alog_pop(struct shard *s, char *out, size_t cap)
 
 /* ---- set-up ---- */
 
+static void arm_accept(struct shard *s, uint32_t idx);
+
 static int open_listener(struct shard *s, const struct config_listener *l)
 {
 	int one = 1;
@@ -134,12 +136,15 @@ static int alloc_slabs(struct shard *s)
 	s->ups = calloc(nu, sizeof(*s->ups));
 	s->up_free = calloc(nu, sizeof(*s->up_free));
 	s->idle = calloc(SNAPSHOT_UIDS_MAX, sizeof(*s->idle));
+	s->flush_cap = nc;
+	s->flush = calloc(nc, sizeof(*s->flush));
 	s->alog.lines = cfg->access_log.enabled
 	                        ? calloc(cfg->access_log.queue_entries, ALOG_LINE_MAX)
 	                        : NULL;
 	s->alog.mask = cfg->access_log.queue_entries - 1;
 	if (s->conns == NULL || s->conn_free == NULL || s->ups == NULL || s->up_free == NULL ||
-	    s->idle == NULL || (cfg->access_log.enabled && s->alog.lines == NULL))
+	    s->idle == NULL || s->flush == NULL ||
+	    (cfg->access_log.enabled && s->alog.lines == NULL))
 		return 0;
 	/* Free lists hand out low slots first, keeping touched memory small. */
 	for (uint32_t i = 0; i < nc; i++) {
@@ -167,6 +172,8 @@ static void free_slabs(struct shard *s)
 	s->up_free = NULL;
 	free(s->idle);
 	s->idle = NULL;
+	free(s->flush);
+	s->flush = NULL;
 	free(s->alog.lines);
 	s->alog.lines = NULL;
 }
@@ -218,12 +225,22 @@ static int shard_setup(struct shard *s)
 		return 0;
 	}
 	for (uint32_t i = 0; i < s->num_listeners; i++)
-		ring_accept_multishot(&s->ring, s->listen_fds[i], ring_ud(OP_ACCEPT, i, 0));
+		arm_accept(s, i);
 	return 1;
+}
+
+static void close_waiting(struct shard *s)
+{
+	while (s->num_waiting > 0) {
+		close(s->waiting[s->waiting_head]);
+		s->waiting_head = (s->waiting_head + 1) % ACCEPT_WAITING_MAX;
+		s->num_waiting--;
+	}
 }
 
 static void shard_teardown(struct shard *s)
 {
+	close_waiting(s);
 	for (uint32_t i = 0; i < CONFIG_LISTENERS_MAX; i++) {
 		if (s->listen_fds[i] >= 0)
 			close(s->listen_fds[i]);
@@ -244,17 +261,71 @@ static void shard_teardown(struct shard *s)
 
 /* ---- dispatch ---- */
 
+static void arm_accept(struct shard *s, uint32_t idx)
+{
+	ring_accept_multishot(&s->ring, s->listen_fds[idx], ring_ud(OP_ACCEPT, idx, 0));
+	s->accept_on[idx] = true;
+}
+
+/* pause_accept stops taking connections when the slab is full, as nginx
+ * and HAProxy do at their connection limits: new clients wait in the
+ * listen backlog (or reach another shard) instead of being reset. */
+static void pause_accept(struct shard *s)
+{
+	s->accept_paused = true;
+	for (uint32_t i = 0; i < s->num_listeners; i++)
+		if (s->accept_on[i])
+			ring_cancel(&s->ring, ring_ud(OP_ACCEPT, i, 0), ring_ud(OP_ACANCEL, i, 0));
+	rlb_log(LOG_WARN, "shard %u: %u connections: limits.conns_max reached, not accepting",
+	        s->id, s->cfg->limits.conns_max);
+}
+
+/* resume_accept admits the connections that were waiting for a slot, then
+ * re-arms accepting once slots are free again (at the end of a loop turn,
+ * so one freed slot does not cost a cancel/re-arm cycle each). */
+static void resume_accept(struct shard *s)
+{
+	while (s->num_waiting > 0 && s->conn_nfree > 0) {
+		int fd = s->waiting[s->waiting_head];
+
+		s->waiting_head = (s->waiting_head + 1) % ACCEPT_WAITING_MAX;
+		s->num_waiting--;
+		if (!conn_open(s, fd))
+			close(fd);
+	}
+	if (!s->accept_paused || s->conn_nfree == 0 || s->draining || s->num_waiting > 0)
+		return;
+	s->accept_paused = false;
+	for (uint32_t i = 0; i < s->num_listeners; i++)
+		if (!s->accept_on[i])
+			arm_accept(s, i);
+}
+
+/* park keeps a connection the kernel accepted after the slab filled (its
+ * accept completion was already on the way when accepting paused) until a
+ * slot frees, so the connection limit never turns into resets. Beyond
+ * ACCEPT_WAITING_MAX it is refused. */
+static void park(struct shard *s, int fd)
+{
+	if (s->num_waiting == ACCEPT_WAITING_MAX || s->draining) {
+		close(fd);
+		s->stats.refused_full++;
+		return;
+	}
+	s->waiting[(s->waiting_head + s->num_waiting) % ACCEPT_WAITING_MAX] = fd;
+	s->num_waiting++;
+}
+
 static void on_accept(struct shard *s, uint32_t idx, const struct ring_cqe *cqe)
 {
 	if (cqe->res >= 0) {
-		if (s->draining || !conn_open(s, cqe->res)) {
-			/* A full slab is a clean refusal: the client sees a close
-			 * and can retry elsewhere; nothing else is disturbed. */
-			close(cqe->res);
-			s->stats.refused_full++;
-		} else {
+		if (s->conn_nfree == 0 || s->num_waiting > 0 || s->draining) {
+			park(s, cqe->res);
+		} else if (conn_open(s, cqe->res)) {
 			s->stats.accepted++;
 		}
+		if (s->conn_nfree == 0 && !s->accept_paused && !s->draining)
+			pause_accept(s);
 	} else if (cqe->res != -ECANCELED && cqe->res != -EINVAL) {
 		rlb_log(LOG_WARN, "shard %u: accept on %s: %s%s", s->id,
 		        s->cfg->listeners[idx].addr.text, strerror(-cqe->res),
@@ -262,11 +333,14 @@ static void on_accept(struct shard *s, uint32_t idx, const struct ring_cqe *cqe)
 		                ? " (raise the open-files limit: ulimit -n)"
 		                : "");
 	}
-	if (!ring_cqe_more(cqe) && !s->draining && idx < s->num_listeners) {
-		if (cqe->res == -EMFILE || cqe->res == -ENFILE)
-			usleep(10000); /* let connections close before trying again */
-		ring_accept_multishot(&s->ring, s->listen_fds[idx], ring_ud(OP_ACCEPT, idx, 0));
-	}
+	if (ring_cqe_more(cqe) || idx >= s->num_listeners)
+		return;
+	s->accept_on[idx] = false;
+	if (s->draining || s->accept_paused)
+		return;
+	if (cqe->res == -EMFILE || cqe->res == -ENFILE)
+		usleep(10000); /* let connections close before trying again */
+	arm_accept(s, idx);
 }
 
 static void drop_stale(struct shard *s, const struct ring_cqe *cqe, uint16_t group)
@@ -289,6 +363,8 @@ static void dispatch(struct shard *s, const struct ring_cqe *cqe)
 		on_accept(s, slot, cqe);
 		return;
 	}
+	if (op == OP_ACANCEL)
+		return;
 	if (op >= OP_CRECV && op <= OP_CCANCEL) {
 		struct conn *c = slot < s->cfg->limits.conns_max ? &s->conns[slot] : NULL;
 
@@ -378,6 +454,7 @@ static void begin_drain(struct shard *s)
 	s->drain_deadline_ms = s->now_ms + s->cfg->timeouts.drain_ms;
 	for (uint32_t i = 0; i < s->num_listeners; i++)
 		shutdown(s->listen_fds[i], SHUT_RDWR); /* ends the multishot accept */
+	close_waiting(s);
 	for (uint32_t i = 0; i < s->cfg->limits.conns_max; i++)
 		if (s->conns[i].state != CONN_FREE)
 			conn_drain_idle(s, &s->conns[i]);
@@ -420,6 +497,8 @@ static void shard_loop(struct shard *s)
 		} while (n == REAP_BATCH);
 		timer_wheel_advance(&s->wheel, s->now_ms, on_timer, s);
 		restart_starved(s);
+		resume_accept(s);
+		conn_flush_all(s); /* after timers too: a 408 page is a send */
 
 		if (!s->draining && atomic_load_explicit(&stop_requested, memory_order_relaxed))
 			begin_drain(s);

@@ -671,9 +671,10 @@ class T:
     def write_config(self, cfg, name="ringlb.yaml"):
         return self.write_file(name, to_yaml(cfg) + "\n")
 
-    def ringlb(self, cfg=None, args=None, port=None, name="ringlb"):
+    def ringlb(self, cfg=None, args=None, port=None, name="ringlb", env=None):
         """Starts a proxy from a config dict (or raw args plus the port it will
-        listen on) and waits until it accepts connections."""
+        listen on) and waits until it accepts connections. `env` adds
+        environment variables for the ringlb process."""
         if self.opts.proxy == "nginx":
             import nginx_standin
             return nginx_standin.start(self, cfg, name)
@@ -684,7 +685,11 @@ class T:
             args = ["-c", config_path]
             port = int(cfg["listeners"][0]["address"].rsplit(":", 1)[1])
         argv = [self.binary()] + list(args)
-        proc = Proc("%s-%d" % (name, len(self.proxies) + 1), argv, self.tmpdir)
+        full_env = None
+        if env:
+            full_env = dict(os.environ)
+            full_env.update(env)
+        proc = Proc("%s-%d" % (name, len(self.proxies) + 1), argv, self.tmpdir, env=full_env)
         r = Ringlb(proc, port, cfg, config_path)
         self.proxies.append(r)
         try:

@@ -134,10 +134,27 @@ void conn_restart_recv(struct shard *s, struct conn *c)
 
 /* ---- closing ---- */
 
+/* unstarve takes `c` off the shard's starved list, so a freed slot can
+ * never sit in it (and be linked twice once reused). Rare: a linear walk. */
+static void unstarve(struct shard *s, struct conn *c)
+{
+	for (struct conn **pp = &s->starved; *pp != NULL; pp = &(*pp)->starved_next) {
+		if (*pp == c) {
+			*pp = c->starved_next;
+			break;
+		}
+	}
+	c->starved = false;
+	c->starved_next = NULL;
+}
+
 static void conn_free(struct shard *s, struct conn *c)
 {
 	RLB_ASSERT(c->ops == 0);
 	RLB_ASSERT(c->up == NULL);
+	if (c->starved)
+		unstarve(s, c);
+	c->flush_pending = false;
 	timer_disarm(&s->wheel, &c->timer);
 	bufq_clear(&c->in, cpool(s));
 	bufq_clear(&c->rin, upool(s));
@@ -197,12 +214,12 @@ static void conn_linger(struct shard *s, struct conn *c)
 
 /* ---- sending to the client ---- */
 
-static void conn_send_more(struct shard *s, struct conn *c)
+static void conn_send_now(struct shard *s, struct conn *c)
 {
 	int n = 0;
 	uint64_t bytes = 0;
 
-	if (c->send_on || c->state == CONN_CLOSING)
+	if (c->send_on || c->state == CONN_CLOSING || c->state == CONN_FREE)
 		return;
 	if (c->local != NULL) {
 		c->iov[n].iov_base = (char *)c->local + c->local_sent;
@@ -233,6 +250,38 @@ static void conn_send_more(struct shard *s, struct conn *c)
 	c->send_on = true;
 	c->send_inflight = bytes;
 	conn_update_timer(s, c);
+}
+
+/* conn_send_more queues the connection to be sent to at the end of the
+ * loop turn: a response that arrives in several receive completions of one
+ * turn (a head and body in two buffers, a body in many) then leaves in one
+ * sendmsg instead of one per completion. */
+static void conn_send_more(struct shard *s, struct conn *c)
+{
+	if (c->send_on || c->flush_pending)
+		return;
+	if (s->num_flush == s->flush_cap) {
+		conn_send_now(s, c); /* the list is full: no batching this time */
+		return;
+	}
+	c->flush_pending = true;
+	s->flush[s->num_flush++] = (uint64_t)c->gen << 32 | conn_slot(s, c);
+}
+
+void conn_flush_all(struct shard *s)
+{
+	/* Sending queues nothing new, but stays correct if it did: the walk
+	 * is by index up to the current length. */
+	for (uint32_t i = 0; i < s->num_flush; i++) {
+		uint32_t slot = (uint32_t)(s->flush[i] & 0xffffffffu);
+		struct conn *c = &s->conns[slot];
+
+		if (c->gen != (uint32_t)(s->flush[i] >> 32) || !c->flush_pending)
+			continue;
+		c->flush_pending = false;
+		conn_send_now(s, c);
+	}
+	s->num_flush = 0;
 }
 
 /* conn_local answers the current request with an error page of our own.
@@ -387,8 +436,10 @@ static void note_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	c->req_phase = (m->body == H1_BODY_NONE || (m->body == H1_BODY_LENGTH && c->req_left == 0))
 	                       ? REQ_DONE
 	                       : REQ_BODY;
-	copy_str(c->method, sizeof(c->method), m->method);
-	copy_str(c->target, sizeof(c->target), m->target);
+	if (s->cfg->access_log.enabled) {
+		copy_str(c->method, sizeof(c->method), m->method);
+		copy_str(c->target, sizeof(c->target), m->target);
+	}
 	s->stats.requests++;
 }
 

@@ -27,6 +27,10 @@ void conn_on_timer(struct shard *s, struct conn *c);
 /* conn_step runs the connection's state machine until it must wait. */
 void conn_step(struct shard *s, struct conn *c);
 
+/* conn_flush_all sends, once per loop turn, what every connection queued
+ * for its client during the turn's completions. */
+void conn_flush_all(struct shard *s);
+
 /* conn_restart_recv re-arms receiving after buffers came back (ENOBUFS). */
 void conn_restart_recv(struct shard *s, struct conn *c);
 

@@ -70,12 +70,27 @@ static void idle_push(struct shard *s, struct upconn *u)
  * side, which is only safe from a completion handler: when the free happens
  * synchronously inside the client's own processing, the caller sees c->up
  * turn NULL and carries on. */
+/* unstarve takes `u` off the shard's starved list (see proxy.c). */
+static void unstarve(struct shard *s, struct upconn *u)
+{
+	for (struct upconn **pp = &s->up_starved; *pp != NULL; pp = &(*pp)->starved_next) {
+		if (*pp == u) {
+			*pp = u->starved_next;
+			break;
+		}
+	}
+	u->starved = false;
+	u->starved_next = NULL;
+}
+
 static void up_free(struct shard *s, struct upconn *u, bool notify)
 {
 	struct conn *c = u->client;
 
 	RLB_ASSERT(u->ops == 0);
 	RLB_ASSERT(u->state == UP_CLOSING);
+	if (u->starved)
+		unstarve(s, u);
 	timer_disarm(&s->wheel, &u->timer);
 	if (u->fd >= 0)
 		close(u->fd);

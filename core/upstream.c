@@ -239,7 +239,10 @@ static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct 
 	int32_t idx;
 
 	if (s->lb_version != snap->version) {
-		memset(s->lb_local, 0, sizeof(s->lb_local));
+		/* Each shard starts its rotation at its own offset, so the first
+		 * requests of a fleet of shards do not all go to backend 0. */
+		for (size_t i = 0; i < RLB_ARRAY_LEN(s->lb_local); i++)
+			s->lb_local[i].counter = s->id;
 		s->lb_version = snap->version;
 	}
 	idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);

@@ -379,7 +379,7 @@ enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
 	LINE_TIMEOUTS = LINE_TOP + 10,
-	LINE_LIMITS = LINE_TIMEOUTS + 8,
+	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 7,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 4,
 	LINE_END = LINE_ACCESS_LOG + 2,
@@ -396,7 +396,8 @@ static const struct field timeouts_fields[] = {
         FIELD("upstream_connect", T, upstream_connect_ms, F_DURATION, 0, 1, DUR_MAX),
         FIELD("upstream_response", T, upstream_response_ms, F_DURATION, 0, 1, DUR_MAX),
         FIELD("upstream_send", T, upstream_send_ms, F_DURATION, 0, 1, DUR_MAX),
-        FIELD("drain", T, drain_ms, F_DURATION, 0, 0, DUR_MAX), /* 0: close at once */
+        FIELD("drain", T, drain_ms, F_DURATION, 0, 0, DUR_MAX),   /* 0: close at once */
+        FIELD("linger", T, linger_ms, F_DURATION, 0, 0, DUR_MAX), /* 0: no lingering close */
 };
 #undef T
 
@@ -632,6 +633,7 @@ void config_defaults(struct config *cfg)
 	        .upstream_response_ms = 60 * 1000,
 	        .upstream_send_ms = 60 * 1000,
 	        .drain_ms = 30 * 1000,
+	        .linger_ms = 2 * 1000,
 	};
 	cfg->limits = (struct config_limits){
 	        .conns_max = 10000,
@@ -1150,6 +1152,24 @@ static int syntax_error(struct parse *p, const yaml_parser_t *parser, const char
 	return perr(p, line, "syntax error: %s", problem);
 }
 
+/* single_document refuses anything after the first document: a stray
+ * "---" would otherwise hide the rest of the file from validation. */
+static int single_document(struct parse *p, yaml_parser_t *parser, const char *yaml, size_t len)
+{
+	yaml_document_t next;
+	yaml_node_t *root;
+	uint32_t line;
+
+	if (!yaml_parser_load(parser, &next))
+		return syntax_error(p, parser, yaml, len);
+	root = yaml_document_get_root_node(&next);
+	line = root != NULL ? node_line(root) : 0;
+	yaml_document_delete(&next);
+	if (root == NULL)
+		return 1;
+	return perr(p, line, "---: a configuration file holds one YAML document");
+}
+
 int config_parse_string(struct config *cfg, const char *name, const char *yaml, size_t len,
                         char *err, size_t err_len)
 {
@@ -1178,6 +1198,8 @@ int config_parse_string(struct config *cfg, const char *name, const char *yaml, 
 	else
 		ok = parse_mapping(&p, root, &top_table, cfg, NULL);
 	yaml_document_delete(&doc);
+	if (ok && root != NULL)
+		ok = single_document(&p, &parser, yaml, len);
 	yaml_parser_delete(&parser);
 	return ok;
 }

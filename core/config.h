@@ -78,6 +78,7 @@ struct config_timeouts {
 	uint64_t upstream_response_ms; /* waiting for response bytes, default 60s: 504 */
 	uint64_t upstream_send_ms;     /* a send to a backend making no progress, default 60s */
 	uint64_t drain_ms;             /* graceful shutdown limit, default 30s */
+	uint64_t linger_ms; /* reading what a closing client still sends, default 2s; 0 = none */
 };
 
 struct config_limits {

@@ -205,11 +205,11 @@ static void conn_linger(struct shard *s, struct conn *c)
 	shutdown(c->fd, SHUT_WR);
 	bufq_clear(&c->in, cpool(s));
 	bufq_clear(&c->rin, upool(s));
-	if (c->recv_eof) {
+	if (c->recv_eof || s->cfg->timeouts.linger_ms == 0) {
 		conn_abort(s, c);
 		return;
 	}
-	conn_arm(s, c, 2000);
+	conn_arm(s, c, s->cfg->timeouts.linger_ms);
 }
 
 /* ---- sending to the client ---- */

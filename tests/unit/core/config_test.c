@@ -103,6 +103,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->timeouts.upstream_response_ms, 60000);
 	assert_int_equal(cfg->timeouts.upstream_send_ms, 60000);
 	assert_int_equal(cfg->timeouts.drain_ms, 30000);
+	assert_int_equal(cfg->timeouts.linger_ms, 2000);
 	assert_int_equal(cfg->limits.conns_max, 10000);
 	assert_int_equal(cfg->limits.upstream_conns_max, 10000);
 	assert_int_equal(cfg->limits.request_line_bytes_max, 8192);
@@ -1208,6 +1209,18 @@ static void test_failed_load_frees_cleanly(void **state)
 	                               "content (while parsing a flow node)");
 }
 
+/* Only one YAML document per file: a stray "---" must not hide what follows
+ * it from validation. */
+static void test_second_document_refused(void **state)
+{
+	(void)state;
+	expect_error("listeners: [127.0.0.1:8080]\n"
+	             "pools: [{name: a, backends: [127.0.0.1:1]}]\n"
+	             "---\n"
+	             "bogus: 1\n",
+	             "ringlb.yaml:4: ---: a configuration file holds one YAML document");
+}
+
 static void test_null_err_buffer(void **state)
 {
 	struct config *cfg = new_cfg();
@@ -1252,6 +1265,7 @@ int main(void)
 	        cmocka_unit_test(test_validate_routes),
 	        cmocka_unit_test(test_free_zeroed_and_twice),
 	        cmocka_unit_test(test_failed_load_frees_cleanly),
+	        cmocka_unit_test(test_second_document_refused),
 	        cmocka_unit_test(test_null_err_buffer),
 	};
 

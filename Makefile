@@ -89,7 +89,7 @@ integration: $(BUILD)/ringlb
 FUZZ_SECONDS ?= 20
 build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard core/*.c core/*.h)
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -o $@ $<
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -o $@ $< -lyaml
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \

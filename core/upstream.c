@@ -66,10 +66,6 @@ static void idle_push(struct shard *s, struct upconn *u)
 	l->count++;
 }
 
-/* up_free returns a closed connection's slot. `notify` tells the client
- * side, which is only safe from a completion handler: when the free happens
- * synchronously inside the client's own processing, the caller sees c->up
- * turn NULL and carries on. */
 /* unstarve takes `u` off the shard's starved list (see proxy.c). */
 static void unstarve(struct shard *s, struct upconn *u)
 {
@@ -83,6 +79,10 @@ static void unstarve(struct shard *s, struct upconn *u)
 	u->starved_next = NULL;
 }
 
+/* up_free returns a closed connection's slot. `notify` tells the client
+ * side, which is only safe from a completion handler: when the free happens
+ * synchronously inside the client's own processing, the caller sees c->up
+ * turn NULL and carries on. */
 static void up_free(struct shard *s, struct upconn *u, bool notify)
 {
 	struct conn *c = u->client;

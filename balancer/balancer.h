@@ -1,28 +1,50 @@
 /* balancer/balancer.h — backend tables and the pick interface.
  *
  * A pool's backend table (`struct lb_pool`) is part of an immutable
- * snapshot: the control thread builds it, shards only read it. Anything an
- * algorithm must change per pick (a round-robin position, later EWMAs and
- * active counts) lives in `struct lb_local`, which each shard owns for each
- * pool, so picks take no lock and touch no shared cache line.
+ * snapshot: the control thread builds it, shards only read it. What an
+ * algorithm must change per pick on one shard (a round-robin position, a
+ * random generator) lives in `struct lb_local`, which each shard owns for
+ * each pool, so picks take no lock.
  *
- * Each algorithm is one file exporting one `const struct balancer_ops`.
- * This module knows nothing of shards or connections.
+ * What the whole process must agree on — requests in flight per backend
+ * and the EWMA of its response times — lives in `struct lb_live`, one cache
+ * line per backend, indexed by the backend's stable uid and shared by all
+ * shards. Sharing is the point of these two numbers (least_conn must count
+ * the requests of every shard), so they are the one place shards write
+ * shared memory on the request path: relaxed atomics, no locks. The array
+ * outlives every snapshot.
+ *
+ * Each algorithm is one file exporting `const struct balancer_ops`. This
+ * module knows nothing of shards or connections.
  */
 #ifndef RLB_BALANCER_H
 #define RLB_BALANCER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#define LB_CACHELINE 64
+
 struct lb_backend {
-	uint32_t uid;    /* stable across snapshots; indexes per-shard arrays */
+	uint32_t uid;    /* stable across snapshots; indexes lb_live and per-shard arrays */
 	uint32_t weight; /* 1..1000 */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char name[64]; /* the address as configured, for logs */
 };
+
+/* Live load of one backend, shared by every shard. */
+struct lb_live {
+	_Atomic uint32_t active; /* requests in flight to this backend, all shards */
+	_Atomic uint32_t
+	        ewma_us; /* EWMA of the time to the response head in µs; 0 = no sample yet */
+	char _pad[LB_CACHELINE - 2 * sizeof(uint32_t)];
+} __attribute__((aligned(LB_CACHELINE)));
+
+_Static_assert(sizeof(struct lb_live) == LB_CACHELINE, "one cache line per backend");
 
 struct balancer_ops;
 
@@ -31,17 +53,22 @@ struct lb_pool {
 	const struct balancer_ops *ops;
 	struct lb_backend *backends;
 	uint32_t num_backends;
-	void *state; /* algorithm state made by ops->build; immutable */
+	void *state;                 /* algorithm state made by ops->build; immutable */
+	struct lb_live *live;        /* the process-wide array, indexed by backend uid */
+	uint32_t balance_factor_pct; /* hash: bounded load, e.g. 125 (percent of the mean); 0 = off
+	                              */
 };
 
-/* Per shard, per pool mutable state. Zero is the initial state. */
+/* Per shard, per pool mutable state. Zero is a valid initial state. */
 struct lb_local {
-	uint64_t counter;
+	uint64_t counter; /* rotation position */
+	uint64_t rng;     /* xorshift state; 0 is replaced by a fixed seed */
 };
 
 /* What a pick may consider about the request. */
 struct lb_ctx {
 	uint64_t exclude; /* bit i set: backend i was already tried (i < 64) */
+	uint64_t hash;    /* hash of the request's key (ip_hash, hash) */
 };
 
 struct balancer_ops {
@@ -63,6 +90,48 @@ const struct balancer_ops *balancer_find(const char *name);
 /* balancer_names lists the accepted algorithm names, for error messages. */
 const char *balancer_names(void);
 
+/* lb_active reads the requests in flight to backend `i` of `pool`. */
+static inline uint32_t lb_active(const struct lb_pool *pool, uint32_t i)
+{
+	if (pool->live == NULL)
+		return 0;
+	return atomic_load_explicit(&pool->live[pool->backends[i].uid].active,
+	                            memory_order_relaxed);
+}
+
+/* lb_ewma_us reads backend `i`'s response-time EWMA (0 = unknown). */
+static inline uint32_t lb_ewma_us(const struct lb_pool *pool, uint32_t i)
+{
+	if (pool->live == NULL)
+		return 0;
+	return atomic_load_explicit(&pool->live[pool->backends[i].uid].ewma_us,
+	                            memory_order_relaxed);
+}
+
+/* lb_excluded says whether backend `i` was already tried. */
+static inline bool lb_excluded(const struct lb_ctx *ctx, uint32_t i)
+{
+	return i < 64 && ((ctx->exclude >> i) & 1) != 0;
+}
+
+/* lb_random returns the next number of the shard's generator (xorshift64*). */
+static inline uint64_t lb_random(struct lb_local *local)
+{
+	uint64_t x = local->rng ? local->rng : 0x9e3779b97f4a7c15ull;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	local->rng = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
 extern const struct balancer_ops balancer_round_robin;
+extern const struct balancer_ops balancer_weighted_round_robin;
+extern const struct balancer_ops balancer_least_conn;
+extern const struct balancer_ops balancer_weighted_least_conn;
+extern const struct balancer_ops balancer_random_two;
+extern const struct balancer_ops balancer_least_time;
+extern const struct balancer_ops balancer_hash; /* Maglev; ip_hash is hash on the client address */
 
 #endif

@@ -126,19 +126,12 @@ const struct balancer_ops balancer_round_robin = {
         .pick = rr_pick,
 };
 
-static const struct balancer_ops *const all_ops[] = {
-        &balancer_round_robin,
+/* weighted_round_robin is the same smooth weighted rotation: round_robin
+ * already honours weights, as HAProxy's roundrobin does. The second name
+ * exists so configurations written for other balancers read naturally. */
+const struct balancer_ops balancer_weighted_round_robin = {
+        .name = "weighted_round_robin",
+        .build = rr_build,
+        .release = rr_release,
+        .pick = rr_pick,
 };
-
-const struct balancer_ops *balancer_find(const char *name)
-{
-	for (size_t i = 0; i < sizeof(all_ops) / sizeof(all_ops[0]); i++)
-		if (strcmp(all_ops[i]->name, name) == 0)
-			return all_ops[i];
-	return NULL;
-}
-
-const char *balancer_names(void)
-{
-	return "round_robin";
-}

@@ -334,6 +334,7 @@ enum field_kind {
 	F_WORKERS,   /* "auto" or an integer */
 	F_LOG_LEVEL, /* int 0..3 */
 	F_ALGORITHM, /* enum config_algorithm */
+	F_HASH_KEY,  /* struct config_pool hash_key and hash_key_name */
 	F_LOG_PATH,  /* struct config_access_log path and enabled */
 	F_SECTION,   /* nested mapping, parsed with `sub` */
 	F_LISTENERS, /* the listeners list */
@@ -452,6 +453,8 @@ static const struct field pool_fields[] = {
         FIELD("keepalive", T, keepalive, F_UINT, 0, 0, 65535),
         FIELD("keepalive_timeout", T, keepalive_timeout_ms, F_DURATION, 0, 1, DUR_MAX),
         FIELD("retries", T, retries, F_UINT, 0, 0, 10),
+        FIELD("hash_key", T, hash_key, F_HASH_KEY, 0, 0, 0),
+        FIELD("hash_balance_factor", T, hash_balance_factor, F_UINT, 0, 0, 1000),
         FIELD("backends", T, backends, F_BACKENDS, FL_REQUIRED, 0, 0),
 };
 #undef T
@@ -533,7 +536,10 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 	case F_LOG_LEVEL:
 		return "one of error, warn, info, debug";
 	case F_ALGORITHM:
-		return "one of round_robin";
+		return "one of round_robin, weighted_round_robin, least_conn, weighted_least_conn, "
+		       "random_two, least_time, ip_hash, hash";
+	case F_HASH_KEY:
+		return "client_ip, uri, header:NAME or cookie:NAME";
 	case F_LOG_PATH:
 		return "a file path, \"stdout\", \"-\" or \"off\"";
 	case F_SECTION:
@@ -851,8 +857,43 @@ static int parse_text(struct parse *p, const struct field *f, const yaml_node_t 
 	return 1;
 }
 
+const char *const config_algorithm_names[CONFIG_ALG_COUNT] = {
+        "round_robin", "weighted_round_robin", "least_conn", "weighted_least_conn",
+        "random_two",  "least_time",           "ip_hash",    "hash",
+};
+
+/* parse_hash_key reads "client_ip", "uri", "header:NAME" or "cookie:NAME"
+ * into the pool. NAME is a token of at most 63 characters. */
+static int parse_hash_key(const char *v, struct config_pool *pool)
+{
+	static const struct {
+		const char *prefix;
+		enum config_hash_key key;
+	} named[] = {{"header:", CONFIG_HASH_HEADER}, {"cookie:", CONFIG_HASH_COOKIE}};
+	size_t len;
+
+	pool->hash_key_name[0] = '\0';
+	if (strcmp(v, "client_ip") == 0)
+		return pool->hash_key = CONFIG_HASH_CLIENT_IP, 1;
+	if (strcmp(v, "uri") == 0)
+		return pool->hash_key = CONFIG_HASH_URI, 1;
+	for (size_t i = 0; i < RLB_ARRAY_LEN(named); i++) {
+		size_t pl = strlen(named[i].prefix);
+
+		if (strncmp(v, named[i].prefix, pl) != 0)
+			continue;
+		len = strlen(v + pl);
+		if (len == 0 || len >= sizeof(pool->hash_key_name) ||
+		    strpbrk(v + pl, " \t:;,=") != NULL)
+			return 0;
+		memcpy(pool->hash_key_name, v + pl, len + 1);
+		return pool->hash_key = named[i].key, 1;
+	}
+	return 0;
+}
+
 /* parse_word reads the kinds spelled as fixed words: bool, workers, log
- * level, algorithm and the access-log path. */
+ * level, algorithm, hash key and the access-log path. */
 static int parse_word(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
 {
 	static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -878,10 +919,14 @@ static int parse_word(struct parse *p, const struct field *f, const yaml_node_t 
 				return *(int *)(void *)at = i, 1;
 		return bad_value(p, f, n);
 	case F_ALGORITHM:
-		if (strcmp(v, "round_robin") != 0)
-			return bad_value(p, f, n);
-		*(enum config_algorithm *)(void *)at = CONFIG_ALG_ROUND_ROBIN;
-		return 1;
+		for (int i = 0; i < CONFIG_ALG_COUNT; i++)
+			if (strcmp(v, config_algorithm_names[i]) == 0)
+				return *(enum config_algorithm *)(void *)at =
+				               (enum config_algorithm)i,
+				                                       1;
+		return bad_value(p, f, n);
+	case F_HASH_KEY:
+		return parse_hash_key(v, base) || bad_value(p, f, n);
 	case F_LOG_PATH: {
 		struct config_access_log *log = base;
 		size_t len = strlen(v);
@@ -1067,6 +1112,7 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 	case F_WORKERS:
 	case F_LOG_LEVEL:
 	case F_ALGORITHM:
+	case F_HASH_KEY:
 	case F_LOG_PATH:
 		return parse_word(p, f, n, base);
 	case F_SECTION:
@@ -1441,6 +1487,41 @@ static int validate_listeners(struct vctx *v)
 	return 1;
 }
 
+/* validate_hash ties the hash options to the algorithm: hash needs a key,
+ * ip_hash always hashes the client address, and the balance factor only
+ * means something for the two hashing algorithms. */
+static int validate_hash(struct vctx *v, size_t i)
+{
+	struct config *c = v->cfg;
+	struct config_pool *pool = &c->pools[i];
+	uint32_t line = or_root(c, pool->_line);
+	bool hashing = pool->algorithm == CONFIG_ALG_HASH || pool->algorithm == CONFIG_ALG_IP_HASH;
+	char key[96];
+
+	if (pool->algorithm == CONFIG_ALG_IP_HASH) {
+		snprintf(key, sizeof(key), "pools[%zu].hash_key", i);
+		if (pool->hash_key != CONFIG_HASH_NONE && pool->hash_key != CONFIG_HASH_CLIENT_IP)
+			return errorf(v->err, v->err_len, c->source, line, key,
+			              "ip_hash always hashes the client address; use algorithm: "
+			              "hash for another key");
+		pool->hash_key = CONFIG_HASH_CLIENT_IP;
+	}
+	if (pool->algorithm == CONFIG_ALG_HASH && pool->hash_key == CONFIG_HASH_NONE) {
+		snprintf(key, sizeof(key), "pools[%zu].hash_key", i);
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "required by algorithm hash: client_ip, uri, header:NAME or "
+		              "cookie:NAME");
+	}
+	snprintf(key, sizeof(key), "pools[%zu].hash_balance_factor", i);
+	if (pool->hash_balance_factor != 0 && pool->hash_balance_factor <= 100)
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "expected 0 (off) or a percentage above 100, such as 125");
+	if (pool->hash_balance_factor != 0 && !hashing)
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "only applies to algorithm hash or ip_hash");
+	return 1;
+}
+
 static int validate_pool(struct vctx *v, size_t i)
 {
 	struct config *c = v->cfg;
@@ -1459,6 +1540,8 @@ static int validate_pool(struct vctx *v, size_t i)
 			              j);
 	snprintf(key, sizeof(key), "pools[%zu]", i);
 	if (!check_fields(v, &pool_table, pool, key, pool->_line))
+		return 0;
+	if (!validate_hash(v, i))
 		return 0;
 	if (pool->num_backends == 0 || pool->backends == NULL) {
 		snprintf(key, sizeof(key), "pools[%zu].backends", i);

@@ -47,6 +47,26 @@ struct config_backend {
 
 enum config_algorithm {
 	CONFIG_ALG_ROUND_ROBIN = 0,
+	CONFIG_ALG_WEIGHTED_ROUND_ROBIN,
+	CONFIG_ALG_LEAST_CONN,
+	CONFIG_ALG_WEIGHTED_LEAST_CONN,
+	CONFIG_ALG_RANDOM_TWO,
+	CONFIG_ALG_LEAST_TIME,
+	CONFIG_ALG_IP_HASH,
+	CONFIG_ALG_HASH,
+	CONFIG_ALG_COUNT
+};
+
+/* config_algorithm_names[a] is the name of algorithm a, as written in YAML. */
+extern const char *const config_algorithm_names[CONFIG_ALG_COUNT];
+
+/* What `hash` hashes (ip_hash always hashes the client address). */
+enum config_hash_key {
+	CONFIG_HASH_NONE = 0,
+	CONFIG_HASH_CLIENT_IP, /* "client_ip" */
+	CONFIG_HASH_URI,       /* "uri": the request target as received */
+	CONFIG_HASH_HEADER,    /* "header:NAME": the first NAME field's value */
+	CONFIG_HASH_COOKIE,    /* "cookie:NAME": the value of cookie NAME */
 };
 
 struct config_pool {
@@ -56,6 +76,10 @@ struct config_pool {
 	uint64_t keepalive_timeout_ms; /* idle upstream connection lifetime, default 60s */
 	uint32_t retries;              /* extra tries on connect failure / reused-connection
 	                                  failure, default 1 */
+	enum config_hash_key hash_key; /* for hash; ip_hash implies CONFIG_HASH_CLIENT_IP */
+	char hash_key_name[CONFIG_NAME_MAX]; /* the header or cookie name */
+	uint32_t hash_balance_factor;        /* percent of the mean load a backend may carry
+	                                        (hash, ip_hash); 0 = unbounded, else 101..1000 */
 	size_t num_backends;
 	struct config_backend *backends; /* owned */
 	uint32_t _line; /* private to config.c: line of `name`, 0 if not from a file */

@@ -125,6 +125,8 @@ struct conn {
 	uint64_t req_total; /* body bytes received */
 	struct h1_chunked req_chunk;
 	struct upconn *up;
+	uint64_t lb_hash;   /* hash of the pool's hash key (hash, ip_hash) */
+	uint64_t t_pick_us; /* when the backend was picked, for its response-time EWMA */
 
 	/* the current response */
 	const char *local; /* a constant response being sent, or NULL */
@@ -171,7 +173,8 @@ struct upconn {
 	uint32_t backend_uid;
 	uint32_t pool;
 	uint64_t idle_timeout_ms;
-	struct conn *client; /* the client it serves (UP_ACTIVE) */
+	struct conn *client;  /* the client it serves (UP_ACTIVE) */
+	struct lb_live *live; /* the process-wide load counters (counted while linked) */
 	struct timer timer;
 	struct upconn *idle_next, *idle_prev;
 	uint64_t send_inflight;

@@ -364,9 +364,19 @@ static int run(struct config *cfg, const char *config_path)
 	ctl.num_shards = count_workers(cfg);
 	raise_nofile(cfg, ctl.num_shards);
 	ctl.reg = rlb_xcalloc(1, sizeof(*ctl.reg));
+	/* One cache line of live load per backend uid, shared by all shards
+	 * and every snapshot: 16384 x 64 bytes = 1 MiB. */
+	ctl.reg->live = aligned_alloc(LB_CACHELINE, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
+	if (ctl.reg->live == NULL) {
+		fprintf(stderr, "ringlb: out of memory for backend load counters\n");
+		free(ctl.reg);
+		return EXIT_START;
+	}
+	memset(ctl.reg->live, 0, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
 	snap = snapshot_build(cfg, ctl.reg, ++ctl.version, err, sizeof(err));
 	if (snap == NULL) {
 		fprintf(stderr, "ringlb: %s\n", err);
+		free(ctl.reg->live);
 		free(ctl.reg);
 		return EXIT_CONFIG;
 	}
@@ -376,6 +386,7 @@ static int run(struct config *cfg, const char *config_path)
 		fprintf(stderr, "ringlb: access log %s: %s\n", cfg->access_log.path,
 		        strerror(errno));
 		snapshot_free(snapshot_publish(NULL));
+		free(ctl.reg->live);
 		free(ctl.reg);
 		return EXIT_CONFIG;
 	}
@@ -395,6 +406,7 @@ static int run(struct config *cfg, const char *config_path)
 	snapshot_free(snapshot_publish(NULL));
 	if (ctl.alog_fd >= 0)
 		close(ctl.alog_fd);
+	free(ctl.reg->live);
 	free(ctl.reg);
 	return status;
 }

@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -480,6 +481,67 @@ static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	return 0;
 }
 
+/* cookie_value finds cookie `name` in the Cookie fields of `m` (RFC 6265
+ * §4.2.1: "name=value" pairs separated by "; "). */
+static int cookie_value(const struct h1_msg *m, const char *name, size_t name_len,
+                        struct h1_str *out)
+{
+	for (size_t i = 0; i < m->num_headers; i++) {
+		const char *p, *end;
+
+		if (!h1_str_ieq(m->headers[i].name, "Cookie"))
+			continue;
+		p = m->headers[i].value.ptr;
+		end = p + m->headers[i].value.len;
+		while (p < end) {
+			const char *semi = memchr(p, ';', (size_t)(end - p));
+			const char *pair_end = semi != NULL ? semi : end;
+
+			while (p < pair_end && (*p == ' ' || *p == '\t'))
+				p++;
+			if ((size_t)(pair_end - p) > name_len && memcmp(p, name, name_len) == 0 &&
+			    p[name_len] == '=') {
+				out->ptr = p + name_len + 1;
+				out->len = (size_t)(pair_end - out->ptr);
+				return 1;
+			}
+			p = pair_end + 1;
+		}
+	}
+	return 0;
+}
+
+/* request_hash hashes what the pool's hash key names (XXH3). A header or
+ * cookie the request lacks falls back to the client address, so such
+ * requests still spread over the pool instead of landing on one backend. */
+static uint64_t request_hash(const struct snap_pool *sp, const struct conn *c,
+                             const struct h1_msg *m)
+{
+	struct h1_str key = {.ptr = c->peer, .len = strlen(c->peer)};
+
+	switch (sp->hash_key) {
+	case CONFIG_HASH_URI:
+		key = m->target;
+		break;
+	case CONFIG_HASH_HEADER:
+		for (size_t i = 0; i < m->num_headers; i++) {
+			if (m->headers[i].name.len == sp->hash_key_len &&
+			    strncasecmp(m->headers[i].name.ptr, sp->hash_key_name,
+			                sp->hash_key_len) == 0) {
+				key = m->headers[i].value;
+				break;
+			}
+		}
+		break;
+	case CONFIG_HASH_COOKIE:
+		cookie_value(m, sp->hash_key_name, sp->hash_key_len, &key);
+		break;
+	default:
+		break;
+	}
+	return XXH3_64bits(key.ptr, key.len);
+}
+
 /* start_request checks what the framing rules alone cannot decide, routes,
  * writes the upstream head while the parsed head is still in its buffer,
  * then releases the head's bytes and asks for an upstream connection. */
@@ -517,6 +579,9 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 		refuse_request(s, c, m, err);
 		return;
 	}
+	c->lb_hash = snap->pools[pool].hash_key != CONFIG_HASH_NONE
+	                     ? request_hash(&snap->pools[pool], c, m)
+	                     : 0;
 	note_request(s, c, m);
 	bufq_consume(&c->in, cpool(s), m->head_len); /* m's slices are invalid from here */
 	c->pool = (uint32_t)pool;
@@ -798,6 +863,8 @@ static int parse_response(struct shard *s, struct conn *c)
 	}
 	c->status = m.status;
 	c->up_reusable = m.keep_alive;
+	if (c->up != NULL)
+		up_note_response_time(s, c->up, c->t_pick_us);
 	err = write_final_head(s, c, &m);
 	if (err != 0) {
 		if (c->up != NULL)

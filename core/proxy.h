@@ -61,6 +61,13 @@ void conn_upstream_gone(struct shard *s, struct conn *c);
  * connect. Returns 1, or 0 when no backend can be used (503). */
 int up_acquire(struct shard *s, struct conn *c, bool fresh);
 
+/* up_note_response_time feeds the time from pick to response head into the
+ * backend's EWMA (least_time). */
+void up_note_response_time(struct shard *s, struct upconn *u, uint64_t t_pick_us);
+
+/* up_now_us is a monotonic clock in microseconds. */
+uint64_t up_now_us(void);
+
 /* up_send_more sends what `c` has ready for its backend, if nothing is in
  * flight. */
 void up_send_more(struct shard *s, struct upconn *u);

@@ -30,7 +30,13 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->keepalive = cp->keepalive;
 	sp->keepalive_timeout_ms = cp->keepalive_timeout_ms;
 	sp->retries = cp->retries;
-	sp->lb.ops = &balancer_round_robin;
+	sp->hash_key = cp->hash_key;
+	snprintf(sp->hash_key_name, sizeof(sp->hash_key_name), "%s", cp->hash_key_name);
+	sp->hash_key_len = strlen(sp->hash_key_name);
+	sp->lb.ops = balancer_find(config_algorithm_names[cp->algorithm]);
+	RLB_ASSERT(sp->lb.ops != NULL);
+	sp->lb.live = reg->live;
+	sp->lb.balance_factor_pct = cp->hash_balance_factor;
 	sp->lb.num_backends = (uint32_t)cp->num_backends;
 	sp->lb.backends = rlb_xcalloc(cp->num_backends, sizeof(struct lb_backend));
 	for (size_t i = 0; i < cp->num_backends; i++) {

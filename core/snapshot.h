@@ -34,6 +34,9 @@ struct snap_route {
 struct snap_pool {
 	char name[CONFIG_NAME_MAX];
 	struct lb_pool lb;
+	enum config_hash_key hash_key;
+	char hash_key_name[CONFIG_NAME_MAX];
+	size_t hash_key_len;
 	uint32_t keepalive;
 	uint64_t keepalive_timeout_ms;
 	uint32_t retries;
@@ -49,10 +52,14 @@ struct snapshot {
 	uint64_t body_bytes_max;
 };
 
-/* Maps backend identities to uids. Control thread only. */
+/* Maps backend identities to uids. Control thread only. `live` (optional:
+ * NULL leaves load-aware algorithms blind) is the process-wide array of
+ * SNAPSHOT_UIDS_MAX live counters that every snapshot's pools point to; it
+ * outlives them all. */
 struct uid_registry {
 	char keys[SNAPSHOT_UIDS_MAX][CONFIG_NAME_MAX + 72];
 	uint32_t num;
+	struct lb_live *live;
 };
 
 /* snapshot_build makes a snapshot from `cfg` (validated). Returns NULL with

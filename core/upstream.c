@@ -22,6 +22,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint32_t up_slot(const struct shard *s, const struct upconn *u)
@@ -37,6 +38,28 @@ static struct bufpool *cpool(struct shard *s)
 static struct bufpool *upool(struct shard *s)
 {
 	return ring_pool(&s->ring, RING_GROUP_UPSTREAM);
+}
+
+/* link_client ties `u` to `c` for one request. While linked the request
+ * counts as in flight on the backend for every shard's least_conn: the
+ * count goes up here and down in unlink_client, the only two places. */
+static void link_client(struct upconn *u, struct conn *c, struct lb_live *live)
+{
+	u->client = c;
+	c->up = u;
+	u->got_bytes = false;
+	u->live = live;
+	if (live != NULL)
+		atomic_fetch_add_explicit(&live[u->backend_uid].active, 1, memory_order_relaxed);
+}
+
+static void unlink_client(struct upconn *u)
+{
+	if (u->client != NULL && u->live != NULL)
+		atomic_fetch_sub_explicit(&u->live[u->backend_uid].active, 1, memory_order_relaxed);
+	if (u->client != NULL)
+		u->client->up = NULL;
+	u->client = NULL;
 }
 
 static void idle_remove(struct shard *s, struct upconn *u)
@@ -95,15 +118,12 @@ static void up_free(struct shard *s, struct upconn *u, bool notify)
 	if (u->fd >= 0)
 		close(u->fd);
 	u->fd = -1;
-	u->client = NULL;
+	unlink_client(u);
 	u->state = UP_FREE;
 	u->gen++;
 	s->up_free[s->up_nfree++] = up_slot(s, u);
-	if (c != NULL) {
-		c->up = NULL;
-		if (notify)
-			conn_upstream_gone(s, c);
-	}
+	if (c != NULL && notify)
+		conn_upstream_gone(s, c);
 }
 
 void up_close(struct shard *s, struct upconn *u)
@@ -184,11 +204,31 @@ void up_update_timer(struct shard *s, struct upconn *u)
 		timer_disarm(&s->wheel, &u->timer);
 }
 
-static void link_client(struct upconn *u, struct conn *c)
+uint64_t up_now_us(void)
 {
-	u->client = c;
-	c->up = u;
-	u->got_bytes = false;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void up_note_response_time(struct shard *s, struct upconn *u, uint64_t t_pick_us)
+{
+	_Atomic uint32_t *e;
+	uint64_t sample, old;
+
+	(void)s;
+	if (u->live == NULL)
+		return;
+	e = &u->live[u->backend_uid].ewma_us;
+	sample = up_now_us() - t_pick_us;
+	sample = sample < UINT32_MAX ? sample : UINT32_MAX;
+	sample = sample ? sample : 1;
+	/* EWMA with weight 1/8. Shards update it without a lock: a lost
+	 * update between two shards only drops one sample. */
+	old = atomic_load_explicit(e, memory_order_relaxed);
+	atomic_store_explicit(e, (uint32_t)(old ? old - old / 8 + sample / 8 : sample),
+	                      memory_order_relaxed);
 }
 
 static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
@@ -235,7 +275,7 @@ static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
 static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
 {
 	const struct snapshot *snap = snapshot_current();
-	struct lb_ctx ctx = {.exclude = c->tried};
+	struct lb_ctx ctx = {.exclude = c->tried, .hash = c->lb_hash};
 	int32_t idx;
 
 	if (s->lb_version != snap->version) {
@@ -274,13 +314,14 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 	if (idx < 64)
 		c->tried |= 1ull << idx;
 	c->backend_uid = b->uid;
+	c->t_pick_us = up_now_us();
 	u = fresh ? NULL : s->idle[b->uid].head;
 	if (u != NULL) {
 		idle_remove(s, u);
 		u->state = UP_ACTIVE;
 		u->requests++;
 		s->stats.upstream_reused++;
-		link_client(u, c);
+		link_client(u, c, sp->lb.live);
 		up_send_more(s, u);
 		up_update_timer(s, u);
 		up_update_recv(s, u);
@@ -289,7 +330,7 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 	u = up_connect(s, sp, b);
 	if (u == NULL)
 		return 0;
-	link_client(u, c);
+	link_client(u, c, sp->lb.live);
 	c->resp_phase = RESP_CONNECT;
 	return 1;
 }
@@ -343,9 +384,7 @@ void up_finish(struct shard *s, struct upconn *u, bool reusable)
 		return;
 	}
 	RLB_ASSERT(!u->send_on);
-	if (c != NULL)
-		c->up = NULL;
-	u->client = NULL;
+	unlink_client(u);
 	u->state = UP_IDLE;
 	idle_push(s, u);
 	timer_arm(&s->wheel, &u->timer, s->now_ms + u->idle_timeout_ms);

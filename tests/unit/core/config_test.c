@@ -600,9 +600,10 @@ static void test_error_pools(void **state)
 	expect_error("listeners: [\":80\"]\n"
 	             "pools:\n"
 	             "  - name: app\n"
-	             "    algorithm: least_conn\n",
-	             "ringlb.yaml:4: pools[0].algorithm: expected one of round_robin, got "
-	             "\"least_conn\"");
+	             "    algorithm: fastest\n",
+	             "ringlb.yaml:4: pools[0].algorithm: expected one of round_robin, "
+	             "weighted_round_robin, least_conn, weighted_least_conn, random_two, "
+	             "least_time, ip_hash, hash, got \"fastest\"");
 	expect_error(
 	        "listeners: [\":80\"]\n"
 	        "pools:\n"
@@ -1209,6 +1210,62 @@ static void test_failed_load_frees_cleanly(void **state)
 	                               "content (while parsing a flow node)");
 }
 
+/* The hash options: required with hash, fixed with ip_hash, bounded load
+ * only for the hashing algorithms. */
+static void test_hash_options(void **state)
+{
+	(void)state;
+	expect_error("listeners: [\":80\"]\n"
+	             "pools:\n"
+	             "  - name: app\n"
+	             "    algorithm: hash\n"
+	             "    backends: [127.0.0.1:9001]\n",
+	             "ringlb.yaml:3: pools[0].hash_key: required by algorithm hash: client_ip, "
+	             "uri, header:NAME or cookie:NAME");
+	expect_error("listeners: [\":80\"]\n"
+	             "pools:\n"
+	             "  - name: app\n"
+	             "    algorithm: ip_hash\n"
+	             "    hash_key: uri\n"
+	             "    backends: [127.0.0.1:9001]\n",
+	             "ringlb.yaml:3: pools[0].hash_key: ip_hash always hashes the client address; "
+	             "use algorithm: hash for another key");
+	expect_error("listeners: [\":80\"]\n"
+	             "pools:\n"
+	             "  - name: app\n"
+	             "    algorithm: hash\n"
+	             "    hash_key: \"header:\"\n"
+	             "    backends: [127.0.0.1:9001]\n",
+	             "ringlb.yaml:5: pools[0].hash_key: expected client_ip, uri, header:NAME or "
+	             "cookie:NAME, got \"header:\"");
+	expect_error("listeners: [\":80\"]\n"
+	             "pools:\n"
+	             "  - name: app\n"
+	             "    algorithm: least_conn\n"
+	             "    hash_balance_factor: 150\n"
+	             "    backends: [127.0.0.1:9001]\n",
+	             "ringlb.yaml:3: pools[0].hash_balance_factor: only applies to algorithm hash "
+	             "or ip_hash");
+	{
+		struct config *cfg = expect_ok("listeners: [\":80\"]\n"
+		                               "pools:\n"
+		                               "  - name: app\n"
+		                               "    algorithm: hash\n"
+		                               "    hash_key: cookie:session\n"
+		                               "    hash_balance_factor: 125\n"
+		                               "    backends: [127.0.0.1:9001]\n"
+		                               "  - name: ips\n"
+		                               "    algorithm: ip_hash\n"
+		                               "    backends: [127.0.0.1:9002]\n");
+		assert_int_equal(cfg->pools[0].algorithm, CONFIG_ALG_HASH);
+		assert_int_equal(cfg->pools[0].hash_key, CONFIG_HASH_COOKIE);
+		assert_string_equal(cfg->pools[0].hash_key_name, "session");
+		assert_int_equal(cfg->pools[0].hash_balance_factor, 125);
+		assert_int_equal(cfg->pools[1].hash_key, CONFIG_HASH_CLIENT_IP);
+		del_cfg(cfg);
+	}
+}
+
 /* Only one YAML document per file: a stray "---" must not hide what follows
  * it from validation. */
 static void test_second_document_refused(void **state)
@@ -1265,6 +1322,7 @@ int main(void)
 	        cmocka_unit_test(test_validate_routes),
 	        cmocka_unit_test(test_free_zeroed_and_twice),
 	        cmocka_unit_test(test_failed_load_frees_cleanly),
+	        cmocka_unit_test(test_hash_options),
 	        cmocka_unit_test(test_second_document_refused),
 	        cmocka_unit_test(test_null_err_buffer),
 	};

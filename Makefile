@@ -69,6 +69,10 @@ $(BUILD)/tests/unit/%_test: tests/unit/%_test.c $(LIB_OBJS)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -o $@ $< \
 		$(filter-out $(BUILD)/obj/$*.o,$(LIB_OBJS)) $(LDFLAGS_ALL) $(BORINGSSL_LIBS) $(LIBS) -lcmocka
 
+# The pick micro-benchmark (bench/pick_bench.c): ns per pick per algorithm.
+$(BUILD)/bench_pick: bench/pick_bench.c $(LIB_OBJS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDFLAGS_ALL) $(BORINGSSL_LIBS) $(LIBS)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 deps:
@@ -110,7 +114,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory asan-test
 
-bench: deps all
+bench: deps all $(BUILD)/bench_pick
 	@bash bench/run.sh
 
 lint:

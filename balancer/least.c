@@ -180,9 +180,7 @@ static int32_t random_two_pick(const struct lb_pool *pool, struct lb_local *loca
 }
 
 /* time_score is the expected wait at backend i: its response time times
- * the queue it would join (divided by weight by the caller). A backend
- * without a sample yet scores 0, so a new or recovered backend is tried
- * as soon as it is drawn and gets measured. */
+ * the queue it would join (divided by weight by the caller). */
 static uint64_t time_score(const struct lb_pool *pool, uint32_t i)
 {
 	const struct least_state *st = pool->state;
@@ -191,8 +189,11 @@ static uint64_t time_score(const struct lb_pool *pool, uint32_t i)
 	                                   : 0;
 	uint64_t active = active_of(pool, i);
 
+	/* No sample yet: idle, it scores 0 and is tried at once; with
+	 * requests already queued (maybe it never answers), each counts as
+	 * 1 ms, so a stuck backend cannot soak up the traffic. */
 	if (ewma == 0)
-		return 0;
+		return (active < (1u << 20) ? active : (1u << 20)) * 1000;
 	/* Clamp so score * weight stays far inside 64 bits. */
 	ewma = ewma < (1u << 24) ? ewma : (1u << 24);
 	active = active < (1u << 20) ? active : (1u << 20);

@@ -2,8 +2,8 @@
  * NSDI 2016), weighted, with optional bounded load. Serves `hash` and
  * `ip_hash` (the same table; the proxy chooses what key it hashes).
  *
- * build() fills a lookup table of M slots (M prime, at least 100 times the
- * number of backends) from each backend's own permutation of the slots,
+ * build() fills a lookup table of M = 65521 slots (prime, the same for every
+ * pool size) from each backend's own permutation of the slots,
  * derived with XXH3 from the backend's name (its address), never from its
  * position in the list. So removing one of N backends only moves the slots
  * that backend owned — about 1/N of the keys — and adding one takes about
@@ -33,17 +33,16 @@ struct maglev {
 	uint16_t slot[]; /* backend index per slot */
 };
 
-/* Primes of increasing size; the table takes the first >= 100 * N. */
-static const uint32_t maglev_primes[] = {251, 1021, 4093, 16381, 65521, 131071, 262139};
+/* One table size for every pool: if M followed N, adding or removing a
+ * backend across a size step would change `hash mod M` for nearly every key
+ * and move them all. 65521 (prime) keeps M >= 64 N up to the 1024 backends
+ * a pool may have, for 128 KiB per hashing pool. */
+#define MAGLEV_SIZE 65521u
 
 static uint32_t table_size(uint32_t n)
 {
-	uint64_t want = (uint64_t)n * 100;
-
-	for (size_t i = 0; i < sizeof(maglev_primes) / sizeof(maglev_primes[0]); i++)
-		if (maglev_primes[i] >= want)
-			return maglev_primes[i];
-	return maglev_primes[sizeof(maglev_primes) / sizeof(maglev_primes[0]) - 1];
+	(void)n;
+	return MAGLEV_SIZE;
 }
 
 struct perm {

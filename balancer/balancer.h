@@ -38,10 +38,10 @@ struct lb_backend {
 
 /* Live load of one backend, shared by every shard. */
 struct lb_live {
-	_Atomic uint32_t active; /* requests in flight to this backend, all shards */
-	_Atomic uint32_t
-	        ewma_us; /* EWMA of the time to the response head in µs; 0 = no sample yet */
-	char _pad[LB_CACHELINE - 2 * sizeof(uint32_t)];
+	_Atomic uint32_t active;  /* requests in flight to this backend, all shards */
+	_Atomic uint32_t ewma_us; /* EWMA of time to response head, µs; 0 = no sample */
+	_Atomic uint32_t down;    /* nonzero: health checks found it down (the checker writes) */
+	char _pad[LB_CACHELINE - 3 * sizeof(uint32_t)];
 } __attribute__((aligned(LB_CACHELINE)));
 
 _Static_assert(sizeof(struct lb_live) == LB_CACHELINE, "one cache line per backend");
@@ -69,6 +69,7 @@ struct lb_local {
 struct lb_ctx {
 	uint64_t exclude; /* bit i set: backend i was already tried (i < 64) */
 	uint64_t hash;    /* hash of the request's key (ip_hash, hash) */
+	bool ignore_down; /* consider backends marked down (every one is down: fail open) */
 };
 
 struct balancer_ops {
@@ -108,10 +109,21 @@ static inline uint32_t lb_ewma_us(const struct lb_pool *pool, uint32_t i)
 	                            memory_order_relaxed);
 }
 
-/* lb_excluded says whether backend `i` was already tried. */
-static inline bool lb_excluded(const struct lb_ctx *ctx, uint32_t i)
+/* lb_down_uid says whether the backend with `uid` is marked down. */
+static inline bool lb_down_uid(const struct lb_pool *pool, const struct lb_ctx *ctx, uint32_t uid)
 {
-	return i < 64 && ((ctx->exclude >> i) & 1) != 0;
+	if (pool->live == NULL || ctx->ignore_down)
+		return false;
+	return atomic_load_explicit(&pool->live[uid].down, memory_order_relaxed) != 0;
+}
+
+/* lb_excluded says whether backend `i` must not be picked: already tried
+ * for this request, or marked down by health checks. */
+static inline bool lb_excluded(const struct lb_pool *pool, const struct lb_ctx *ctx, uint32_t i)
+{
+	if (i < 64 && ((ctx->exclude >> i) & 1) != 0)
+		return true;
+	return lb_down_uid(pool, ctx, pool->backends[i].uid);
 }
 
 /* lb_random returns the next number of the shard's generator (xorshift64*). */

@@ -95,7 +95,7 @@ static void scan_range(const struct lb_pool *pool, const struct lb_ctx *ctx, boo
 		uint64_t load = active_of(pool, i);
 		uint32_t w = weighted ? weight_of(pool, i) : 1;
 
-		if (lb_excluded(ctx, i))
+		if (lb_excluded(pool, ctx, i))
 			continue;
 		if (*best < 0 || less_loaded(load, w, *best_load, *best_w)) {
 			*best = (int32_t)i;
@@ -148,12 +148,12 @@ static int two_candidates(const struct lb_pool *pool, struct lb_local *local,
 	for (int tries = 0; tries < 8 && found < 2; tries++) {
 		uint32_t i = (uint32_t)(lb_random(local) % n);
 
-		if (lb_excluded(ctx, i) || (found == 1 && out[0] == i))
+		if (lb_excluded(pool, ctx, i) || (found == 1 && out[0] == i))
 			continue;
 		out[found++] = i;
 	}
 	for (uint32_t i = 0; i < n && found < 2; i++) {
-		if (lb_excluded(ctx, i) || (found == 1 && out[0] == i))
+		if (lb_excluded(pool, ctx, i) || (found == 1 && out[0] == i))
 			continue;
 		out[found++] = i;
 	}

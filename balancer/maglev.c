@@ -148,7 +148,7 @@ static int32_t maglev_pick(const struct lb_pool *pool, struct lb_local *local,
 	for (uint32_t k = 0; k < t->size; k++) {
 		uint32_t i = t->slot[(start + k) % t->size];
 
-		if (!lb_excluded(ctx, i) && within_bound(pool, i, total))
+		if (!lb_excluded(pool, ctx, i) && within_bound(pool, i, total))
 			return (int32_t)i;
 	}
 	/* Everything is over the bound (or excluded): fall back to the
@@ -156,7 +156,7 @@ static int32_t maglev_pick(const struct lb_pool *pool, struct lb_local *local,
 	for (uint32_t k = 0; k < t->size; k++) {
 		uint32_t i = t->slot[(start + k) % t->size];
 
-		if (!lb_excluded(ctx, i))
+		if (!lb_excluded(pool, ctx, i))
 			return (int32_t)i;
 	}
 	return -1;

@@ -112,7 +112,7 @@ static int32_t rr_pick(const struct lb_pool *pool, struct lb_local *local, const
 	for (uint32_t i = 0; i < st->len; i++) {
 		uint32_t idx = st->cycle[local->counter++ % st->len];
 
-		if (idx < 64 && (ctx->exclude >> idx) & 1)
+		if (lb_excluded(pool, ctx, idx))
 			continue;
 		return (int32_t)idx;
 	}

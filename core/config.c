@@ -321,26 +321,29 @@ static int valid_path(const char *s, size_t len)
 /* ---- key tables ---- */
 
 enum field_kind {
-	F_UINT,      /* decimal integer in [min, max] */
-	F_POW2,      /* power of two in [min, max] */
-	F_SIZE,      /* size in bytes in [min, max] */
-	F_DURATION,  /* milliseconds in [min, max] */
-	F_BOOL,      /* true/false/yes/no/on/off */
-	F_ADDR,      /* struct config_addr */
-	F_POOL_NAME, /* char[CONFIG_NAME_MAX] */
-	F_POOL_REF,  /* char[CONFIG_NAME_MAX], resolved by config_validate */
-	F_HOST,      /* char[256], lower-cased */
-	F_PATH,      /* char[256] */
-	F_WORKERS,   /* "auto" or an integer */
-	F_LOG_LEVEL, /* int 0..3 */
-	F_ALGORITHM, /* enum config_algorithm */
-	F_HASH_KEY,  /* struct config_pool hash_key and hash_key_name */
-	F_LOG_PATH,  /* struct config_access_log path and enabled */
-	F_SECTION,   /* nested mapping, parsed with `sub` */
-	F_LISTENERS, /* the listeners list */
-	F_POOLS,     /* the pools list */
-	F_ROUTES,    /* the routes list */
-	F_BACKENDS,  /* a pool's backends list */
+	F_UINT,       /* decimal integer in [min, max] */
+	F_POW2,       /* power of two in [min, max] */
+	F_SIZE,       /* size in bytes in [min, max] */
+	F_DURATION,   /* milliseconds in [min, max] */
+	F_BOOL,       /* true/false/yes/no/on/off */
+	F_ADDR,       /* struct config_addr */
+	F_POOL_NAME,  /* char[CONFIG_NAME_MAX] */
+	F_POOL_REF,   /* char[CONFIG_NAME_MAX], resolved by config_validate */
+	F_HOST,       /* char[256], lower-cased */
+	F_PATH,       /* char[256] */
+	F_WORKERS,    /* "auto" or an integer */
+	F_LOG_LEVEL,  /* int 0..3 */
+	F_ALGORITHM,  /* enum config_algorithm */
+	F_HASH_KEY,   /* struct config_pool hash_key and hash_key_name */
+	F_HEALTH,     /* struct config_health, a nested mapping (health_table) */
+	F_CHECK_TYPE, /* "http" or "tcp" */
+	F_EXPECT,     /* status list: "200", "200-399", "200,204" */
+	F_LOG_PATH,   /* struct config_access_log path and enabled */
+	F_SECTION,    /* nested mapping, parsed with `sub` */
+	F_LISTENERS,  /* the listeners list */
+	F_POOLS,      /* the pools list */
+	F_ROUTES,     /* the routes list */
+	F_BACKENDS,   /* a pool's backends list */
 };
 
 #define FL_REQUIRED 1 /* the mapping must hold this key */
@@ -446,6 +449,19 @@ static const struct field backend_fields[] = {
 };
 #undef T
 
+#define T struct config_health
+static const struct field health_fields[] = {
+        FIELD("type", T, type, F_CHECK_TYPE, 0, 0, 0),
+        FIELD("path", T, path, F_PATH, 0, 0, 0),
+        FIELD("expect", T, num_expect, F_EXPECT, 0, 0, 0),
+        FIELD("interval", T, interval_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("timeout", T, timeout_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("rise", T, rise, F_UINT, 0, 1, 100),
+        FIELD("fall", T, fall, F_UINT, 0, 1, 100),
+};
+#undef T
+static const struct table health_table = {health_fields, RLB_ARRAY_LEN(health_fields), -1};
+
 #define T struct config_pool
 static const struct field pool_fields[] = {
         FIELD("name", T, name, F_POOL_NAME, FL_REQUIRED | FL_LINE, 0, 0),
@@ -455,6 +471,7 @@ static const struct field pool_fields[] = {
         FIELD("retries", T, retries, F_UINT, 0, 0, 10),
         FIELD("hash_key", T, hash_key, F_HASH_KEY, 0, 0, 0),
         FIELD("hash_balance_factor", T, hash_balance_factor, F_UINT, 0, 0, 1000),
+        FIELD("health_check", T, health, F_HEALTH, 0, 0, 0),
         FIELD("backends", T, backends, F_BACKENDS, FL_REQUIRED, 0, 0),
 };
 #undef T
@@ -540,6 +557,12 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		       "random_two, least_time, ip_hash, hash";
 	case F_HASH_KEY:
 		return "client_ip, uri, header:NAME or cookie:NAME";
+	case F_HEALTH:
+		return "a mapping of health check settings";
+	case F_CHECK_TYPE:
+		return "http or tcp";
+	case F_EXPECT:
+		return "statuses like 200, 200-399 or 200,204 (100..599, at most 8 items)";
 	case F_LOG_PATH:
 		return "a file path, \"stdout\", \"-\" or \"off\"";
 	case F_SECTION:
@@ -621,6 +644,15 @@ static void pool_defaults(struct config_pool *pool)
 	pool->keepalive = 64;
 	pool->keepalive_timeout_ms = 60 * 1000;
 	pool->retries = 1;
+	pool->health.type = CONFIG_CHECK_HTTP;
+	memcpy(pool->health.path, "/", 2);
+	pool->health.num_expect = 1;
+	pool->health.expect_lo[0] = 200;
+	pool->health.expect_hi[0] = 399;
+	pool->health.interval_ms = 2000;
+	pool->health.timeout_ms = 1000;
+	pool->health.rise = 2;
+	pool->health.fall = 3;
 }
 
 void config_defaults(struct config *cfg)
@@ -892,6 +924,43 @@ static int parse_hash_key(const char *v, struct config_pool *pool)
 	return 0;
 }
 
+/* parse_expect reads "200", "200-399" or a comma list of those. */
+static int parse_expect(const char *v, struct config_health *h)
+{
+	const char *p = v;
+
+	h->num_expect = 0;
+	while (*p != '\0') {
+		char *end;
+		unsigned long lo = strtoul(p, &end, 10), hi;
+
+		if (end == p || h->num_expect == CONFIG_EXPECT_MAX)
+			return 0;
+		hi = lo;
+		p = end;
+		if (*p == '-') {
+			hi = strtoul(p + 1, &end, 10);
+			if (end == p + 1)
+				return 0;
+			p = end;
+		}
+		if (lo < 100 || hi > 599 || lo > hi)
+			return 0;
+		h->expect_lo[h->num_expect] = (uint16_t)lo;
+		h->expect_hi[h->num_expect] = (uint16_t)hi;
+		h->num_expect++;
+		while (*p == ' ')
+			p++;
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+			return 0;
+		while (*p == ' ')
+			p++;
+	}
+	return h->num_expect > 0;
+}
+
 /* parse_word reads the kinds spelled as fixed words: bool, workers, log
  * level, algorithm, hash key and the access-log path. */
 static int parse_word(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
@@ -927,6 +996,14 @@ static int parse_word(struct parse *p, const struct field *f, const yaml_node_t 
 		return bad_value(p, f, n);
 	case F_HASH_KEY:
 		return parse_hash_key(v, base) || bad_value(p, f, n);
+	case F_CHECK_TYPE:
+		if (strcmp(v, "http") != 0 && strcmp(v, "tcp") != 0)
+			return bad_value(p, f, n);
+		*(uint32_t *)(void *)at =
+		        strcmp(v, "tcp") == 0 ? CONFIG_CHECK_TCP : CONFIG_CHECK_HTTP;
+		return 1;
+	case F_EXPECT:
+		return parse_expect(v, base) || bad_value(p, f, n);
 	case F_LOG_PATH: {
 		struct config_access_log *log = base;
 		size_t len = strlen(v);
@@ -1113,8 +1190,22 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 	case F_LOG_LEVEL:
 	case F_ALGORITHM:
 	case F_HASH_KEY:
+	case F_CHECK_TYPE:
+	case F_EXPECT:
 	case F_LOG_PATH:
 		return parse_word(p, f, n, base);
+	case F_HEALTH: {
+		struct config_health *h =
+		        (struct config_health *)(void *)((char *)base + f->offset);
+
+		h->enabled = true;
+		h->_line = node_line(n);
+		if (is_null(n))
+			return 1;
+		if (n->type != YAML_MAPPING_NODE)
+			return bad_value(p, f, n);
+		return parse_mapping(p, n, &health_table, h, NULL);
+	}
 	case F_SECTION:
 		if (is_null(n))
 			return 1;
@@ -1543,6 +1634,12 @@ static int validate_pool(struct vctx *v, size_t i)
 		return 0;
 	if (!validate_hash(v, i))
 		return 0;
+	if (pool->health.enabled && pool->health.timeout_ms >= pool->health.interval_ms) {
+		snprintf(key, sizeof(key), "pools[%zu].health_check.timeout", i);
+		return errorf(v->err, v->err_len, c->source, or_root(c, pool->health._line), key,
+		              "must be shorter than health_check.interval (%llums)",
+		              (unsigned long long)pool->health.interval_ms);
+	}
 	if (pool->num_backends == 0 || pool->backends == NULL) {
 		snprintf(key, sizeof(key), "pools[%zu].backends", i);
 		return errorf(v->err, v->err_len, c->source, line, key,

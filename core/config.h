@@ -69,6 +69,27 @@ enum config_hash_key {
 	CONFIG_HASH_COOKIE,    /* "cookie:NAME": the value of cookie NAME */
 };
 
+enum config_check_type {
+	CONFIG_CHECK_HTTP = 0, /* connect, GET path, accept the listed statuses */
+	CONFIG_CHECK_TCP,      /* connect only */
+};
+
+#define CONFIG_EXPECT_MAX 8
+
+/* Active health checks of a pool's backends (run off the request path). */
+struct config_health {
+	bool enabled;        /* a health_check section is present */
+	uint32_t type;       /* enum config_check_type, default http */
+	char path[256];      /* http: request target, default "/" */
+	uint32_t num_expect; /* http: accepted status ranges, default 200-399 */
+	uint16_t expect_lo[CONFIG_EXPECT_MAX], expect_hi[CONFIG_EXPECT_MAX];
+	uint64_t interval_ms; /* between two checks of one backend, default 2s */
+	uint64_t timeout_ms;  /* a check taking longer fails, default 1s, < interval */
+	uint32_t rise;        /* successes in a row to mark a backend up, default 2 */
+	uint32_t fall;        /* failures in a row to mark it down, default 3 */
+	uint32_t _line;       /* private to config.c: line of the section */
+};
+
 struct config_pool {
 	char name[CONFIG_NAME_MAX];
 	enum config_algorithm algorithm;
@@ -78,8 +99,9 @@ struct config_pool {
 	                                  failure, default 1 */
 	enum config_hash_key hash_key; /* for hash; ip_hash implies CONFIG_HASH_CLIENT_IP */
 	char hash_key_name[CONFIG_NAME_MAX]; /* the header or cookie name */
-	uint32_t hash_balance_factor;        /* percent of the mean load a backend may carry
-	                                        (hash, ip_hash); 0 = unbounded, else 101..1000 */
+	struct config_health health;
+	uint32_t hash_balance_factor; /* percent of the mean load a backend may carry
+	                                 (hash, ip_hash); 0 = unbounded, else 101..1000 */
 	size_t num_backends;
 	struct config_backend *backends; /* owned */
 	uint32_t _line; /* private to config.c: line of `name`, 0 if not from a file */

@@ -7,6 +7,7 @@
  */
 #include "core/config.h"
 #include "core/demo.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/ring.h"
 #include "core/shard.h"
@@ -398,7 +399,10 @@ static int run(struct config *cfg, const char *config_path)
 		for (size_t i = 0; i < cfg->num_listeners; i++)
 			rlb_log(LOG_INFO, "listening on %s (%u workers)",
 			        cfg->listeners[i].addr.text, ctl.num_shards);
+		if (!health_start())
+			rlb_log(LOG_ERROR, "cannot start the health checker: backends count as up");
 		status = control_loop(&ctl) == 0 ? EXIT_OK : EXIT_START;
+		health_stop(); /* before the last snapshot is freed: it reads it */
 		ctl.shards = NULL;
 		rlb_log(LOG_INFO, "stopped");
 	}

@@ -34,6 +34,7 @@ struct snap_route {
 struct snap_pool {
 	char name[CONFIG_NAME_MAX];
 	struct lb_pool lb;
+	struct config_health health;
 	enum config_hash_key hash_key;
 	char hash_key_name[CONFIG_NAME_MAX];
 	size_t hash_key_len;

@@ -287,9 +287,21 @@ static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct 
 	}
 	idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
 	if (idx < 0 && c->tried != 0) {
-		/* Every backend was tried once: a retry may go to any again. */
+		/* Every usable backend was tried once: a retry may go to any
+		 * of them again. */
 		ctx.exclude = 0;
 		idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
+	}
+	if (idx < 0) {
+		/* Every backend is marked down: try them anyway (fail open), as
+		 * a health check can be wrong while the backends still serve. */
+		ctx.exclude = c->tried;
+		ctx.ignore_down = true;
+		idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
+		if (idx < 0 && c->tried != 0) {
+			ctx.exclude = 0;
+			idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
+		}
 	}
 	return idx;
 }

@@ -1266,6 +1266,64 @@ static void test_hash_options(void **state)
 	}
 }
 
+/* health_check: defaults when the section is empty, every setting read
+ * back, and the refusals (type, expect, rise, timeout >= interval). */
+static void test_health_check(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = expect_ok("listeners: [\":80\"]\n"
+	                "pools:\n"
+	                "  - name: a\n"
+	                "    backends: [127.0.0.1:9001]\n"
+	                "    health_check:\n"
+	                "  - name: b\n"
+	                "    backends: [127.0.0.1:9002]\n"
+	                "    health_check: {type: tcp, path: /h, expect: \"200,204-206\",\n"
+	                "                   interval: 500ms, timeout: 100ms, rise: 4, fall: 5}\n"
+	                "  - name: c\n"
+	                "    backends: [127.0.0.1:9003]\n");
+	assert_true(cfg->pools[0].health.enabled);
+	assert_int_equal(cfg->pools[0].health.type, CONFIG_CHECK_HTTP);
+	assert_string_equal(cfg->pools[0].health.path, "/");
+	assert_int_equal(cfg->pools[0].health.num_expect, 1);
+	assert_int_equal(cfg->pools[0].health.expect_lo[0], 200);
+	assert_int_equal(cfg->pools[0].health.expect_hi[0], 399);
+	assert_int_equal(cfg->pools[0].health.interval_ms, 2000);
+	assert_int_equal(cfg->pools[0].health.timeout_ms, 1000);
+	assert_int_equal(cfg->pools[0].health.rise, 2);
+	assert_int_equal(cfg->pools[0].health.fall, 3);
+	assert_int_equal(cfg->pools[1].health.type, CONFIG_CHECK_TCP);
+	assert_string_equal(cfg->pools[1].health.path, "/h");
+	assert_int_equal(cfg->pools[1].health.num_expect, 2);
+	assert_int_equal(cfg->pools[1].health.expect_lo[1], 204);
+	assert_int_equal(cfg->pools[1].health.expect_hi[1], 206);
+	assert_int_equal(cfg->pools[1].health.interval_ms, 500);
+	assert_int_equal(cfg->pools[1].health.timeout_ms, 100);
+	assert_int_equal(cfg->pools[1].health.rise, 4);
+	assert_int_equal(cfg->pools[1].health.fall, 5);
+	assert_false(cfg->pools[2].health.enabled);
+	del_cfg(cfg);
+	expect_error(
+	        "listeners: [\":80\"]\npools:\n  - name: a\n    backends: [127.0.0.1:1]\n"
+	        "    health_check: {type: udp}\n",
+	        "ringlb.yaml:5: pools[0].health_check.type: expected http or tcp, got \"udp\"");
+	expect_error("listeners: [\":80\"]\npools:\n  - name: a\n    backends: [127.0.0.1:1]\n"
+	             "    health_check: {expect: 200-700}\n",
+	             "ringlb.yaml:5: pools[0].health_check.expect: expected statuses like 200, "
+	             "200-399 or 200,204 (100..599, at most 8 items), got \"200-700\"");
+	expect_error(
+	        "listeners: [\":80\"]\npools:\n  - name: a\n    backends: [127.0.0.1:1]\n"
+	        "    health_check: {rise: 0}\n",
+	        "ringlb.yaml:5: pools[0].health_check.rise: expected an integer from 1 to 100, "
+	        "got \"0\"");
+	expect_error("listeners: [\":80\"]\npools:\n  - name: a\n    backends: [127.0.0.1:1]\n"
+	             "    health_check: {interval: 1s, timeout: 1s}\n",
+	             "ringlb.yaml:5: pools[0].health_check.timeout: must be shorter than "
+	             "health_check.interval (1000ms)");
+}
+
 /* Only one YAML document per file: a stray "---" must not hide what follows
  * it from validation. */
 static void test_second_document_refused(void **state)
@@ -1323,6 +1381,7 @@ int main(void)
 	        cmocka_unit_test(test_free_zeroed_and_twice),
 	        cmocka_unit_test(test_failed_load_frees_cleanly),
 	        cmocka_unit_test(test_hash_options),
+	        cmocka_unit_test(test_health_check),
 	        cmocka_unit_test(test_second_document_refused),
 	        cmocka_unit_test(test_null_err_buffer),
 	};

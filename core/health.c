@@ -1,0 +1,324 @@
+/* core/health.c — the active health checker (see health.h).
+ *
+ * Each checked backend has one `struct check`, indexed by backend uid, with
+ * a small state machine: IDLE until due, CONNECTING (non-blocking connect),
+ * SENDING the request (http), READING the status line (http), then back to
+ * IDLE with the verdict. All checks in flight share one poll(2); a check
+ * not finished by its deadline fails as a timeout. The thread is an RCU
+ * reader of the snapshot and copies what it needs, so nothing it holds
+ * points into a snapshot across turns.
+ */
+#define _LGPL_SOURCE
+#include "core/health.h"
+
+#include "core/log.h"
+#include "core/snapshot.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu-qsbr.h>
+
+#define HEALTH_TICK_MS 100
+
+enum check_phase { CHECK_IDLE = 0, CHECK_CONNECTING, CHECK_SENDING, CHECK_READING };
+
+struct check {
+	uint32_t uid;
+	bool present; /* still in the current snapshot */
+	bool down;
+	uint8_t phase;
+	int fd;
+	char name[64];
+	char pool[CONFIG_NAME_MAX];
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	struct config_health cfg;
+	struct lb_live *live;
+	uint64_t due_ms, deadline_ms;
+	uint32_t ok, fails;
+	char req[512];
+	size_t req_len, req_sent;
+	char resp[64];
+	size_t resp_len;
+};
+
+static struct check **checks; /* [SNAPSHOT_UIDS_MAX] */
+static pthread_t checker;
+static atomic_bool stop_checker;
+static bool started;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void close_check(struct check *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->phase = CHECK_IDLE;
+}
+
+/* verdict records one check's outcome and flips the backend's state after
+ * `rise` successes or `fall` failures in a row. */
+static void verdict(struct check *c, bool ok, const char *reason, uint64_t now)
+{
+	close_check(c);
+	c->due_ms = now + c->cfg.interval_ms;
+	if (ok) {
+		c->fails = 0;
+		c->ok++;
+		if (c->down && c->ok >= c->cfg.rise) {
+			c->down = false;
+			atomic_store_explicit(&c->live[c->uid].down, 0, memory_order_relaxed);
+			rlb_log(LOG_WARN, "backend %s (pool %s) is up", c->name, c->pool);
+		}
+		return;
+	}
+	c->ok = 0;
+	c->fails++;
+	if (!c->down && c->fails >= c->cfg.fall) {
+		c->down = true;
+		atomic_store_explicit(&c->live[c->uid].down, 1, memory_order_relaxed);
+		rlb_log(LOG_WARN, "backend %s (pool %s) is down: %s", c->name, c->pool, reason);
+	}
+}
+
+static bool status_expected(const struct config_health *h, int status)
+{
+	for (uint32_t i = 0; i < h->num_expect; i++)
+		if (status >= h->expect_lo[i] && status <= h->expect_hi[i])
+			return true;
+	return false;
+}
+
+static void start_check(struct check *c, uint64_t now)
+{
+	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		verdict(c, false, "socket() failed", now);
+		return;
+	}
+	c->fd = fd;
+	c->deadline_ms = now + c->cfg.timeout_ms;
+	c->resp_len = 0;
+	c->req_sent = 0;
+	c->req_len = 0;
+	if (c->cfg.type == CONFIG_CHECK_HTTP) {
+		int n = snprintf(c->req, sizeof(c->req),
+		                 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ringlb-health\r\n"
+		                 "Connection: close\r\n\r\n",
+		                 c->cfg.path, c->name);
+
+		c->req_len = n > 0 && (size_t)n < sizeof(c->req) ? (size_t)n : 0;
+	}
+	if (connect(fd, (struct sockaddr *)&c->addr, c->addr_len) == 0 || errno == EINPROGRESS) {
+		c->phase = CHECK_CONNECTING;
+		return;
+	}
+	verdict(c, false, strerror(errno), now);
+}
+
+/* step advances a check whose socket is ready. */
+static void step(struct check *c, short revents, uint64_t now)
+{
+	char reason[96];
+	int err = 0;
+	socklen_t len = sizeof(err);
+	ssize_t n;
+
+	if (c->phase == CHECK_CONNECTING) {
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err != 0 || (revents & (POLLERR | POLLHUP)) != 0) {
+			snprintf(reason, sizeof(reason), "connect: %s",
+			         strerror(err ? err : ECONNREFUSED));
+			verdict(c, false, reason, now);
+			return;
+		}
+		if (c->cfg.type == CONFIG_CHECK_TCP) {
+			verdict(c, true, NULL, now);
+			return;
+		}
+		c->phase = CHECK_SENDING;
+	}
+	if (c->phase == CHECK_SENDING) {
+		n = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN) {
+			verdict(c, false, "send failed", now);
+			return;
+		}
+		c->req_sent += n > 0 ? (size_t)n : 0;
+		if (c->req_sent == c->req_len)
+			c->phase = CHECK_READING;
+		return;
+	}
+	n = recv(c->fd, c->resp + c->resp_len, sizeof(c->resp) - 1 - c->resp_len, 0);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0)
+		c->resp_len += (size_t)n;
+	c->resp[c->resp_len] = '\0';
+	if (c->resp_len >= 12 || n <= 0) {
+		int status = 0;
+
+		if (sscanf(c->resp, "HTTP/1.%*1[01] %3d", &status) != 1) {
+			verdict(c, false,
+			        n <= 0 ? "closed without a response" : "not an HTTP response", now);
+			return;
+		}
+		snprintf(reason, sizeof(reason), "status %d", status);
+		verdict(c, status_expected(&c->cfg, status), reason, now);
+	}
+}
+
+/* sync_checks makes the check table follow the current snapshot. */
+static void sync_checks(uint64_t now)
+{
+	const struct snapshot *snap = snapshot_current();
+
+	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++)
+		if (checks[u] != NULL)
+			checks[u]->present = false;
+	for (uint32_t p = 0; snap != NULL && p < snap->num_pools; p++) {
+		const struct snap_pool *sp = &snap->pools[p];
+
+		if (!sp->health.enabled || sp->lb.live == NULL)
+			continue;
+		for (uint32_t i = 0; i < sp->lb.num_backends; i++) {
+			const struct lb_backend *b = &sp->lb.backends[i];
+			struct check *c = checks[b->uid];
+
+			if (c == NULL) {
+				c = calloc(1, sizeof(*c));
+				if (c == NULL)
+					continue;
+				c->fd = -1;
+				c->uid = b->uid;
+				c->due_ms = now;
+				checks[b->uid] = c;
+			}
+			c->present = true;
+			c->cfg = sp->health;
+			c->live = sp->lb.live;
+			c->addr = b->addr;
+			c->addr_len = b->addr_len;
+			snprintf(c->name, sizeof(c->name), "%s", b->name);
+			snprintf(c->pool, sizeof(c->pool), "%s", sp->name);
+		}
+	}
+	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++) {
+		struct check *c = checks[u];
+
+		if (c == NULL || c->present)
+			continue;
+		/* No longer checked: whatever it was, it counts as up again. */
+		close_check(c);
+		if (c->live != NULL)
+			atomic_store_explicit(&c->live[c->uid].down, 0, memory_order_relaxed);
+		free(c);
+		checks[u] = NULL;
+	}
+}
+
+static void check_turn(struct pollfd *pfds, struct check **polled)
+{
+	uint64_t now = now_ms();
+	int timeout = HEALTH_TICK_MS;
+	nfds_t n = 0;
+
+	sync_checks(now);
+	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++) {
+		struct check *c = checks[u];
+
+		if (c == NULL)
+			continue;
+		if (c->phase == CHECK_IDLE && now >= c->due_ms)
+			start_check(c, now);
+		if (c->phase == CHECK_IDLE)
+			continue;
+		pfds[n].fd = c->fd;
+		pfds[n].events = c->phase == CHECK_READING ? POLLIN : POLLOUT;
+		pfds[n].revents = 0;
+		polled[n++] = c;
+	}
+	rcu_thread_offline(); /* nothing from the snapshot is held across the wait */
+	if (n > 0)
+		poll(pfds, n, timeout);
+	else
+		usleep((useconds_t)timeout * 1000);
+	rcu_thread_online();
+	now = now_ms();
+	for (nfds_t i = 0; i < n; i++) {
+		struct check *c = polled[i];
+		char reason[64];
+
+		if (pfds[i].revents != 0)
+			step(c, pfds[i].revents, now);
+		if (c->phase != CHECK_IDLE && now >= c->deadline_ms) {
+			snprintf(reason, sizeof(reason), "timeout after %llums",
+			         (unsigned long long)c->cfg.timeout_ms);
+			verdict(c, false, reason, now);
+		}
+	}
+}
+
+static void *checker_main(void *arg)
+{
+	struct pollfd *pfds = calloc(SNAPSHOT_UIDS_MAX, sizeof(*pfds));
+	struct check **polled = calloc(SNAPSHOT_UIDS_MAX, sizeof(*polled));
+
+	(void)arg;
+	rcu_register_thread();
+	while (pfds != NULL && polled != NULL && !atomic_load(&stop_checker)) {
+		check_turn(pfds, polled);
+		rcu_quiescent_state();
+	}
+	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++) {
+		if (checks[u] != NULL)
+			close_check(checks[u]);
+		free(checks[u]);
+		checks[u] = NULL;
+	}
+	rcu_unregister_thread();
+	free(pfds);
+	free(polled);
+	return NULL;
+}
+
+int health_start(void)
+{
+	checks = calloc(SNAPSHOT_UIDS_MAX, sizeof(*checks));
+	if (checks == NULL)
+		return 0;
+	atomic_store(&stop_checker, false);
+	if (pthread_create(&checker, NULL, checker_main, NULL) != 0) {
+		free(checks);
+		checks = NULL;
+		return 0;
+	}
+	started = true;
+	return 1;
+}
+
+void health_stop(void)
+{
+	if (!started)
+		return;
+	atomic_store(&stop_checker, true);
+	pthread_join(checker, NULL);
+	started = false;
+	free(checks);
+	checks = NULL;
+}

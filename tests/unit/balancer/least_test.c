@@ -447,7 +447,8 @@ static void test_r2_exclusion(void **state)
 				continue;
 			}
 			assert_true(b >= 0);
-			assert_false(lb_excluded(&t->pool, &(struct lb_ctx){.exclude = mask}, (uint32_t)b));
+			assert_false(lb_excluded(&t->pool, &(struct lb_ctx){.exclude = mask},
+			                         (uint32_t)b));
 		}
 		if (n <= 64)
 			assert_int_equal(pick(t, &local, full), -1);

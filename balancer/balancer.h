@@ -38,11 +38,17 @@ struct lb_backend {
 
 /* Live load of one backend, shared by every shard. */
 struct lb_live {
-	_Atomic uint32_t active;  /* requests in flight to this backend, all shards */
-	_Atomic uint32_t ewma_us; /* EWMA of time to response head, µs; 0 = no sample */
-	_Atomic uint32_t down;    /* nonzero: health checks found it down (the checker writes) */
-	char _pad[LB_CACHELINE - 3 * sizeof(uint32_t)];
+	_Atomic uint64_t eject_until_ms; /* end of the current passive ejection */
+	_Atomic uint32_t active;         /* requests in flight to this backend, all shards */
+	_Atomic uint32_t ewma_us;        /* EWMA of time to response head, µs; 0 = no sample */
+	_Atomic uint32_t down;           /* nonzero: skip it (LB_DOWN_* bits) */
+	_Atomic uint32_t fails;          /* consecutive failed requests (passive checks) */
+	_Atomic uint32_t ejections;      /* passive ejections in a row (back-off grows) */
+	char _pad[LB_CACHELINE - sizeof(uint64_t) - 5 * sizeof(uint32_t)];
 } __attribute__((aligned(LB_CACHELINE)));
+
+#define LB_DOWN_ACTIVE  1u /* active health checks failed (the checker sets and clears) */
+#define LB_DOWN_PASSIVE 2u /* ejected after consecutive failures (shards set, checker clears) */
 
 _Static_assert(sizeof(struct lb_live) == LB_CACHELINE, "one cache line per backend");
 

@@ -336,6 +336,7 @@ enum field_kind {
 	F_ALGORITHM,  /* enum config_algorithm */
 	F_HASH_KEY,   /* struct config_pool hash_key and hash_key_name */
 	F_HEALTH,     /* struct config_health, a nested mapping (health_table) */
+	F_PASSIVE,    /* struct config_passive, a nested mapping (passive_table) */
 	F_CHECK_TYPE, /* "http" or "tcp" */
 	F_EXPECT,     /* status list: "200", "200-399", "200,204" */
 	F_LOG_PATH,   /* struct config_access_log path and enabled */
@@ -462,6 +463,15 @@ static const struct field health_fields[] = {
 #undef T
 static const struct table health_table = {health_fields, RLB_ARRAY_LEN(health_fields), -1};
 
+#define T struct config_passive
+static const struct field passive_fields[] = {
+        FIELD("failures", T, failures, F_UINT, 0, 0, 1000),
+        FIELD("ejection", T, ejection_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("ejection_max", T, ejection_max_ms, F_DURATION, 0, 1, DUR_MAX),
+};
+#undef T
+static const struct table passive_table = {passive_fields, RLB_ARRAY_LEN(passive_fields), -1};
+
 #define T struct config_pool
 static const struct field pool_fields[] = {
         FIELD("name", T, name, F_POOL_NAME, FL_REQUIRED | FL_LINE, 0, 0),
@@ -472,6 +482,7 @@ static const struct field pool_fields[] = {
         FIELD("hash_key", T, hash_key, F_HASH_KEY, 0, 0, 0),
         FIELD("hash_balance_factor", T, hash_balance_factor, F_UINT, 0, 0, 1000),
         FIELD("health_check", T, health, F_HEALTH, 0, 0, 0),
+        FIELD("passive_health", T, passive, F_PASSIVE, 0, 0, 0),
         FIELD("backends", T, backends, F_BACKENDS, FL_REQUIRED, 0, 0),
 };
 #undef T
@@ -559,6 +570,8 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		return "client_ip, uri, header:NAME or cookie:NAME";
 	case F_HEALTH:
 		return "a mapping of health check settings";
+	case F_PASSIVE:
+		return "a mapping of passive health settings";
 	case F_CHECK_TYPE:
 		return "http or tcp";
 	case F_EXPECT:
@@ -653,6 +666,9 @@ static void pool_defaults(struct config_pool *pool)
 	pool->health.timeout_ms = 1000;
 	pool->health.rise = 2;
 	pool->health.fall = 3;
+	pool->passive.failures = 0;
+	pool->passive.ejection_ms = 10 * 1000;
+	pool->passive.ejection_max_ms = 5 * 60 * 1000;
 }
 
 void config_defaults(struct config *cfg)
@@ -1194,6 +1210,12 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 	case F_EXPECT:
 	case F_LOG_PATH:
 		return parse_word(p, f, n, base);
+	case F_PASSIVE:
+		if (is_null(n))
+			return 1;
+		if (n->type != YAML_MAPPING_NODE)
+			return bad_value(p, f, n);
+		return parse_mapping(p, n, &passive_table, (char *)base + f->offset, NULL);
 	case F_HEALTH: {
 		struct config_health *h =
 		        (struct config_health *)(void *)((char *)base + f->offset);
@@ -1634,6 +1656,12 @@ static int validate_pool(struct vctx *v, size_t i)
 		return 0;
 	if (!validate_hash(v, i))
 		return 0;
+	if (pool->passive.ejection_max_ms < pool->passive.ejection_ms) {
+		snprintf(key, sizeof(key), "pools[%zu].passive_health.ejection_max", i);
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "must be at least passive_health.ejection (%llums)",
+		              (unsigned long long)pool->passive.ejection_ms);
+	}
 	if (pool->health.enabled && pool->health.timeout_ms >= pool->health.interval_ms) {
 		snprintf(key, sizeof(key), "pools[%zu].health_check.timeout", i);
 		return errorf(v->err, v->err_len, c->source, or_root(c, pool->health._line), key,

@@ -90,6 +90,13 @@ struct config_health {
 	uint32_t _line;       /* private to config.c: line of the section */
 };
 
+/* Passive health: eject a backend after consecutive failed requests. */
+struct config_passive {
+	uint32_t failures;        /* failed requests in a row that eject; 0 = off (default) */
+	uint64_t ejection_ms;     /* first ejection, default 10s; doubles on repeat */
+	uint64_t ejection_max_ms; /* longest ejection, default 5m */
+};
+
 struct config_pool {
 	char name[CONFIG_NAME_MAX];
 	enum config_algorithm algorithm;
@@ -100,6 +107,7 @@ struct config_pool {
 	enum config_hash_key hash_key; /* for hash; ip_hash implies CONFIG_HASH_CLIENT_IP */
 	char hash_key_name[CONFIG_NAME_MAX]; /* the header or cookie name */
 	struct config_health health;
+	struct config_passive passive;
 	uint32_t hash_balance_factor; /* percent of the mean load a backend may carry
 	                                 (hash, ip_hash); 0 = unbounded, else 101..1000 */
 	size_t num_backends;

@@ -81,7 +81,8 @@ static void verdict(struct check *c, bool ok, const char *reason, uint64_t now)
 		c->ok++;
 		if (c->down && c->ok >= c->cfg.rise) {
 			c->down = false;
-			atomic_store_explicit(&c->live[c->uid].down, 0, memory_order_relaxed);
+			atomic_fetch_and_explicit(&c->live[c->uid].down, ~LB_DOWN_ACTIVE,
+			                          memory_order_relaxed);
 			rlb_log(LOG_WARN, "backend %s (pool %s) is up", c->name, c->pool);
 		}
 		return;
@@ -90,7 +91,8 @@ static void verdict(struct check *c, bool ok, const char *reason, uint64_t now)
 	c->fails++;
 	if (!c->down && c->fails >= c->cfg.fall) {
 		c->down = true;
-		atomic_store_explicit(&c->live[c->uid].down, 1, memory_order_relaxed);
+		atomic_fetch_or_explicit(&c->live[c->uid].down, LB_DOWN_ACTIVE,
+		                         memory_order_relaxed);
 		rlb_log(LOG_WARN, "backend %s (pool %s) is down: %s", c->name, c->pool, reason);
 	}
 }
@@ -226,9 +228,41 @@ static void sync_checks(uint64_t now)
 		/* No longer checked: whatever it was, it counts as up again. */
 		close_check(c);
 		if (c->live != NULL)
-			atomic_store_explicit(&c->live[c->uid].down, 0, memory_order_relaxed);
+			atomic_fetch_and_explicit(&c->live[c->uid].down, ~LB_DOWN_ACTIVE,
+			                          memory_order_relaxed);
 		free(c);
 		checks[u] = NULL;
+	}
+}
+
+/* readmit ends passive ejections whose back-off is over. A pool with
+ * active checks takes the backend back only once its latest check passed
+ * ("it returns through active checks"); without them, the back-off alone
+ * decides. */
+static void readmit(uint64_t now)
+{
+	const struct snapshot *snap = snapshot_current();
+
+	for (uint32_t p = 0; snap != NULL && p < snap->num_pools; p++) {
+		const struct snap_pool *sp = &snap->pools[p];
+
+		if (sp->passive.failures == 0 || sp->lb.live == NULL)
+			continue;
+		for (uint32_t i = 0; i < sp->lb.num_backends; i++) {
+			const struct lb_backend *b = &sp->lb.backends[i];
+			struct lb_live *l = &sp->lb.live[b->uid];
+			const struct check *c = checks[b->uid];
+
+			if ((atomic_load(&l->down) & LB_DOWN_PASSIVE) == 0 ||
+			    now < atomic_load(&l->eject_until_ms))
+				continue;
+			if (sp->health.enabled && (c == NULL || c->fails > 0 || c->ok == 0))
+				continue;
+			atomic_fetch_and(&l->down, ~LB_DOWN_PASSIVE);
+			atomic_store(&l->fails, 0);
+			rlb_log(LOG_WARN, "backend %s (pool %s) is back after its ejection",
+			        b->name, sp->name);
+		}
 	}
 }
 
@@ -239,6 +273,7 @@ static void check_turn(struct pollfd *pfds, struct check **polled)
 	nfds_t n = 0;
 
 	sync_checks(now);
+	readmit(now);
 	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++) {
 		struct check *c = checks[u];
 

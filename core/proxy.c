@@ -863,8 +863,10 @@ static int parse_response(struct shard *s, struct conn *c)
 	}
 	c->status = m.status;
 	c->up_reusable = m.keep_alive;
-	if (c->up != NULL)
+	if (c->up != NULL) {
 		up_note_response_time(s, c->up, c->t_pick_us);
+		up_report(s, c->up, c->pool, m.status < 500);
+	}
 	err = write_final_head(s, c, &m);
 	if (err != 0) {
 		if (c->up != NULL)

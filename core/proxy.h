@@ -65,6 +65,11 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh);
  * backend's EWMA (least_time). */
 void up_note_response_time(struct shard *s, struct upconn *u, uint64_t t_pick_us);
 
+/* up_report feeds passive health: a failed request (`ok` false: connect
+ * failure, reset, timeout, 5xx) counts toward ejecting the backend of `u`
+ * for its pool `pool`; a good one resets the count. */
+void up_report(struct shard *s, struct upconn *u, uint32_t pool, bool ok);
+
 /* up_now_us is a monotonic clock in microseconds. */
 uint64_t up_now_us(void);
 

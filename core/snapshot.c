@@ -31,6 +31,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->keepalive_timeout_ms = cp->keepalive_timeout_ms;
 	sp->retries = cp->retries;
 	sp->health = cp->health;
+	sp->passive = cp->passive;
 	sp->hash_key = cp->hash_key;
 	snprintf(sp->hash_key_name, sizeof(sp->hash_key_name), "%s", cp->hash_key_name);
 	sp->hash_key_len = strlen(sp->hash_key_name);

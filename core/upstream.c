@@ -204,6 +204,67 @@ void up_update_timer(struct shard *s, struct upconn *u)
 		timer_disarm(&s->wheel, &u->timer);
 }
 
+static const char *backend_name(const struct snap_pool *sp, uint32_t uid)
+{
+	for (uint32_t i = 0; i < sp->lb.num_backends; i++)
+		if (sp->lb.backends[i].uid == uid)
+			return sp->lb.backends[i].name;
+	return "?";
+}
+
+/* eject takes the backend out for a back-off that doubles with each
+ * ejection in a row (capped); the health checker brings it back. Only the
+ * shard that sets the bit computes the back-off, so ejections are counted
+ * once even when several shards see the failures. */
+static void eject(struct shard *s, struct lb_live *l, const struct snap_pool *sp, uint32_t uid)
+{
+	const struct config_passive *pc = &sp->passive;
+	uint32_t n;
+	uint64_t backoff;
+
+	if (atomic_fetch_or_explicit(&l->down, LB_DOWN_PASSIVE, memory_order_relaxed) &
+	    LB_DOWN_PASSIVE)
+		return;
+	n = atomic_fetch_add_explicit(&l->ejections, 1, memory_order_relaxed);
+	backoff = pc->ejection_ms << (n < 20 ? n : 20);
+	if (backoff > pc->ejection_max_ms)
+		backoff = pc->ejection_max_ms;
+	atomic_store_explicit(&l->eject_until_ms, s->now_ms + backoff, memory_order_relaxed);
+	atomic_store_explicit(&l->fails, 0, memory_order_relaxed);
+	rlb_log(LOG_WARN, "backend %s (pool %s) is ejected for %llums after %u failed requests",
+	        backend_name(sp, uid), sp->name, (unsigned long long)backoff, pc->failures);
+}
+
+void up_report(struct shard *s, struct upconn *u, uint32_t pool, bool ok)
+{
+	const struct snapshot *snap = snapshot_current();
+	const struct snap_pool *sp;
+	struct lb_live *l;
+
+	if (u->live == NULL || pool >= snap->num_pools)
+		return;
+	sp = &snap->pools[pool];
+	l = &u->live[u->backend_uid];
+	if (ok) {
+		/* Read first: most requests succeed, and a store would bounce
+		 * the cache line between shards for nothing. */
+		if (atomic_load_explicit(&l->fails, memory_order_relaxed) != 0)
+			atomic_store_explicit(&l->fails, 0, memory_order_relaxed);
+		/* Healthy for a whole ejection_max since the last ejection:
+		 * the next one starts from the base back-off again. */
+		if (atomic_load_explicit(&l->ejections, memory_order_relaxed) != 0 &&
+		    s->now_ms > atomic_load_explicit(&l->eject_until_ms, memory_order_relaxed) +
+		                        sp->passive.ejection_max_ms)
+			atomic_store_explicit(&l->ejections, 0, memory_order_relaxed);
+		return;
+	}
+	if (sp->passive.failures == 0)
+		return;
+	if (atomic_fetch_add_explicit(&l->fails, 1, memory_order_relaxed) + 1 >=
+	    sp->passive.failures)
+		eject(s, l, sp, u->backend_uid);
+}
+
 uint64_t up_now_us(void)
 {
 	struct timespec ts;
@@ -409,6 +470,10 @@ static void fail_active(struct shard *s, struct upconn *u, enum up_fail why)
 {
 	struct conn *c = u->client;
 
+	/* A stale pooled connection says nothing about the backend. */
+	if (c != NULL && why != UPF_STALE)
+		up_report(s, u, c->pool, false);
+
 	if (c != NULL)
 		conn_upstream_failed(s, c, why);
 	up_close(s, u);
@@ -482,7 +547,12 @@ void up_on_recv(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 	if (c == NULL)
 		return;
 	if (eof) {
-		conn_upstream_eof(s, c, u->requests > 1 && !u->got_bytes);
+		bool stale = u->requests > 1 && !u->got_bytes;
+
+		if (!stale && c->resp_phase != RESP_DONE &&
+		    !(c->resp_phase == RESP_BODY && c->resp_body == H1_BODY_CLOSE))
+			up_report(s, u, c->pool, false); /* closed mid-exchange */
+		conn_upstream_eof(s, c, stale);
 		up_close(s, u);
 		if (c->up == NULL)
 			conn_upstream_gone(s, c);

@@ -31,6 +31,7 @@
 struct lb_backend {
 	uint32_t uid;    /* stable across snapshots; indexes lb_live and per-shard arrays */
 	uint32_t weight; /* 1..1000 */
+	bool backup;     /* picked only in a backup round (lb_ctx.backups) */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char name[64]; /* the address as configured, for logs */
@@ -76,6 +77,7 @@ struct lb_ctx {
 	uint64_t exclude; /* bit i set: backend i was already tried (i < 64) */
 	uint64_t hash;    /* hash of the request's key (ip_hash, hash) */
 	bool ignore_down; /* consider backends marked down (every one is down: fail open) */
+	bool backups;     /* pick among the backup backends instead of the others */
 };
 
 struct balancer_ops {
@@ -124,10 +126,13 @@ static inline bool lb_down_uid(const struct lb_pool *pool, const struct lb_ctx *
 }
 
 /* lb_excluded says whether backend `i` must not be picked: already tried
- * for this request, or marked down by health checks. */
+ * for this request, not of the round's kind (backup or not), or marked down
+ * by health checks. */
 static inline bool lb_excluded(const struct lb_pool *pool, const struct lb_ctx *ctx, uint32_t i)
 {
 	if (i < 64 && ((ctx->exclude >> i) & 1) != 0)
+		return true;
+	if (pool->backends[i].backup != ctx->backups)
 		return true;
 	return lb_down_uid(pool, ctx, pool->backends[i].uid);
 }

@@ -447,6 +447,7 @@ static const struct field listener_fields[] = {
 static const struct field backend_fields[] = {
         FIELD("address", T, addr, F_ADDR, FL_REQUIRED | FL_LINE, 0, 0),
         FIELD("weight", T, weight, F_UINT, 0, 1, 1000),
+        FIELD("backup", T, backup, F_BOOL, 0, 0, 1),
 };
 #undef T
 
@@ -1672,6 +1673,15 @@ static int validate_pool(struct vctx *v, size_t i)
 		snprintf(key, sizeof(key), "pools[%zu].backends", i);
 		return errorf(v->err, v->err_len, c->source, line, key,
 		              "at least one backend is required");
+	}
+	bool primary = false;
+
+	for (size_t b = 0; b < pool->num_backends; b++)
+		primary = primary || !pool->backends[b].backup;
+	if (!primary) {
+		snprintf(key, sizeof(key), "pools[%zu].backends", i);
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "at least one backend must not be a backup");
 	}
 	for (size_t b = 0; b < pool->num_backends; b++) {
 		const struct config_backend *be = &pool->backends[b];

@@ -42,6 +42,7 @@ struct config_listener {
 struct config_backend {
 	struct config_addr addr;
 	uint32_t weight; /* 1..1000, default 1 */
+	bool backup;     /* used only when no other backend of the pool is usable */
 	uint32_t _line;  /* private to config.c: line of `address`, 0 if not from a file */
 };
 

@@ -53,6 +53,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 		}
 		b->uid = (uint32_t)uid;
 		b->weight = cp->backends[i].weight;
+		b->backup = cp->backends[i].backup;
 		b->addr = cp->backends[i].addr.ss;
 		b->addr_len = cp->backends[i].addr.len;
 		snprintf(b->name, sizeof(b->name), "%s", cp->backends[i].addr.text);

@@ -336,7 +336,7 @@ static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
 static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
 {
 	const struct snapshot *snap = snapshot_current();
-	struct lb_ctx ctx = {.exclude = c->tried, .hash = c->lb_hash};
+	struct lb_ctx ctx = {.hash = c->lb_hash};
 	int32_t idx;
 
 	if (s->lb_version != snap->version) {
@@ -346,25 +346,30 @@ static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct 
 			s->lb_local[i].counter = s->id;
 		s->lb_version = snap->version;
 	}
-	idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
-	if (idx < 0 && c->tried != 0) {
-		/* Every usable backend was tried once: a retry may go to any
-		 * of them again. */
-		ctx.exclude = 0;
+	/* Rounds, in order, until one yields a backend: the usable primaries
+	 * not yet tried for this request; then the usable backups not yet
+	 * tried (backups serve only when no primary can); then primaries and
+	 * backups again (a retry may return to one); and last every backend
+	 * marked down (fail open: a health check can be wrong while backends
+	 * still serve). */
+	static const struct {
+		bool backups, ignore_down, retried;
+	} rounds[] = {
+	        {false, false, false}, {true, false, false}, {false, false, true},
+	        {true, false, true},   {false, true, false}, {true, true, false},
+	        {false, true, true},   {true, true, true},
+	};
+	for (size_t r = 0; r < RLB_ARRAY_LEN(rounds); r++) {
+		if (rounds[r].retried && c->tried == 0)
+			continue;
+		ctx.exclude = rounds[r].retried ? 0 : c->tried;
+		ctx.backups = rounds[r].backups;
+		ctx.ignore_down = rounds[r].ignore_down;
 		idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
+		if (idx >= 0)
+			return idx;
 	}
-	if (idx < 0) {
-		/* Every backend is marked down: try them anyway (fail open), as
-		 * a health check can be wrong while the backends still serve. */
-		ctx.exclude = c->tried;
-		ctx.ignore_down = true;
-		idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
-		if (idx < 0 && c->tried != 0) {
-			ctx.exclude = 0;
-			idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
-		}
-	}
-	return idx;
+	return -1;
 }
 
 int up_acquire(struct shard *s, struct conn *c, bool fresh)

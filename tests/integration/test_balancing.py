@@ -102,3 +102,38 @@ def test_random_two_and_least_time_serve(t):
             t.eq(resp.status, 200, "%s status" % alg)
             seen.add(served_by(resp))
         t.eq(seen, {b1.name, b2.name}, "%s used both idle backends" % alg)
+
+
+@timeout(60)
+def test_backup_serves_only_when_primaries_are_down(t):
+    # b1 primary, b2 backup, health checks every 200 ms: while b1 is up, b2
+    # gets nothing; once b1 dies and is marked down, b2 takes the traffic,
+    # and no request fails on the way (the connect to the dead b1 is retried
+    # on the backup).
+    b1, b2 = t.backend("b1"), t.backend("b2")
+    cfg = t.config([b1, b2], workers=2)
+    pool = cfg["pools"][0]
+    pool["backends"][1]["backup"] = True
+    pool["retries"] = 1
+    pool["health_check"] = {"interval": "200ms", "timeout": "150ms", "rise": 2, "fall": 2}
+    proxy = t.ringlb(cfg)
+    for _ in range(10):
+        c = t.connect(proxy.port)
+        resp = c.request("GET", "/")
+        t.eq(resp.status, 200, "status with the primary up")
+        t.eq(served_by(resp), "b1", "backend with the primary up")
+        c.close()
+    b1.kill()
+    deadline = time.monotonic() + t.slow(5)
+    while "is down" not in proxy.proc.stderr_text() and time.monotonic() < deadline:
+        c = t.connect(proxy.port)
+        t.eq(c.request("GET", "/").status, 200, "status while the primary dies")
+        c.close()
+        time.sleep(0.05)
+    t.check("is down" in proxy.proc.stderr_text(), "primary never marked down")
+    for _ in range(10):
+        c = t.connect(proxy.port)
+        resp = c.request("GET", "/")
+        t.eq(resp.status, 200, "status with the primary down")
+        t.eq(served_by(resp), "b2", "backend with the primary down")
+        c.close()

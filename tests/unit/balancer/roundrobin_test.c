@@ -72,7 +72,7 @@ static void test_fair(void **state)
 		uint32_t num = nums[k];
 		struct lb_pool *p = pool_new(num);
 		struct lb_local local;
-		struct lb_ctx ctx;
+		struct lb_ctx ctx = {0};
 		uint32_t *count = calloc(num, sizeof(*count));
 		const uint32_t rounds = 37;
 
@@ -101,7 +101,7 @@ static void test_independent_locals(void **state)
 	(void)state;
 	struct lb_pool *p = pool_new(3);
 	struct lb_local a, b;
-	struct lb_ctx ctx;
+	struct lb_ctx ctx = {0};
 
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
@@ -125,7 +125,7 @@ static void test_exclusion(void **state)
 		uint32_t num = nums[k];
 		struct lb_pool *p = pool_new(num);
 		struct lb_local local;
-		struct lb_ctx ctx;
+		struct lb_ctx ctx = {0};
 		uint32_t *count = calloc(num, sizeof(*count));
 		uint32_t allowed = 0;
 		const uint32_t picks = 20 * num;
@@ -164,7 +164,7 @@ static void test_exclusion_one_left(void **state)
 	(void)state;
 	struct lb_pool *p = pool_new(7);
 	struct lb_local local;
-	struct lb_ctx ctx;
+	struct lb_ctx ctx = {0};
 
 	memset(&local, 0, sizeof(local));
 	ctx.exclude = 0x7f & ~(1ull << 4);
@@ -183,7 +183,7 @@ static void test_all_excluded(void **state)
 		uint32_t num = nums[k];
 		struct lb_pool *p = pool_new(num);
 		struct lb_local local;
-		struct lb_ctx ctx;
+		struct lb_ctx ctx = {0};
 
 		memset(&local, 0, sizeof(local));
 		ctx.exclude = num == 64 ? UINT64_MAX : (1ull << num) - 1;
@@ -203,7 +203,7 @@ static void test_beyond_mask(void **state)
 	(void)state;
 	struct lb_pool *p = pool_new(100);
 	struct lb_local local;
-	struct lb_ctx ctx;
+	struct lb_ctx ctx = {0};
 
 	memset(&local, 0, sizeof(local));
 	ctx.exclude = UINT64_MAX;
@@ -221,7 +221,7 @@ static void test_empty_pool(void **state)
 	(void)state;
 	struct lb_pool *p = pool_new(0);
 	struct lb_local local;
-	struct lb_ctx ctx;
+	struct lb_ctx ctx = {0};
 
 	memset(&local, 0, sizeof(local));
 	memset(&ctx, 0, sizeof(ctx));
@@ -238,7 +238,7 @@ static void test_weighted_smooth_cycle(void **state)
 	const int32_t want[7] = {0, 0, 1, 0, 2, 0, 0};
 	struct lb_pool *p = pool_new_weighted(3, w);
 	struct lb_local local;
-	struct lb_ctx ctx;
+	struct lb_ctx ctx = {0};
 
 	memset(&local, 0, sizeof(local));
 	memset(&ctx, 0, sizeof(ctx));
@@ -270,7 +270,7 @@ static void test_weighted_exact_shares(void **state)
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		struct lb_pool *p = pool_new_weighted(cases[k].num, cases[k].w);
 		struct lb_local local;
-		struct lb_ctx ctx;
+		struct lb_ctx ctx = {0};
 		uint32_t count[8];
 		uint32_t g = 0;
 		const uint32_t rounds = 3;
@@ -310,7 +310,7 @@ static void test_weighted_random_and_scaled(void **state)
 		uint32_t g = 0, len;
 		struct lb_pool *p;
 		struct lb_local local;
-		struct lb_ctx ctx;
+		struct lb_ctx ctx = {0};
 
 		for (uint32_t i = 0; i < num; i++) {
 			/* Rounds 4 and 5 use near-1000 coprime weights: sum > 65536. */
@@ -352,7 +352,7 @@ static void test_weighted_exclusion(void **state)
 	const uint32_t w[3] = {5, 1, 1};
 	struct lb_pool *p = pool_new_weighted(3, w);
 	struct lb_local local;
-	struct lb_ctx ctx;
+	struct lb_ctx ctx = {0};
 	uint32_t count[3] = {0, 0, 0};
 
 	memset(&local, 0, sizeof(local));
@@ -386,6 +386,46 @@ static void test_find(void **state)
 	assert_non_null(strstr(balancer_names(), "round_robin"));
 }
 
+/* Backup backends: never picked in a normal round, and the only ones
+ * picked in a backup round (the proxy runs one when no primary is usable);
+ * health marks (lb_live.down) exclude them in both. */
+static void test_backups(void **state)
+{
+	(void)state;
+	struct lb_pool *p = pool_new(4);
+	struct lb_local local;
+	struct lb_ctx ctx = {0};
+	struct lb_live *live = aligned_alloc(LB_CACHELINE, 4 * sizeof(*live));
+
+	assert_non_null(live);
+	memset(live, 0, 4 * sizeof(*live));
+	memset(&local, 0, sizeof(local));
+	p->backends[2].backup = true;
+	p->backends[3].backup = true;
+	for (int i = 0; i < 40; i++) {
+		int32_t b = p->ops->pick(p, &local, &ctx);
+
+		assert_true(b == 0 || b == 1);
+	}
+	ctx.backups = true;
+	for (int i = 0; i < 40; i++) {
+		int32_t b = p->ops->pick(p, &local, &ctx);
+
+		assert_true(b == 2 || b == 3);
+	}
+	p->live = live;
+	atomic_store(&live[2].down, LB_DOWN_ACTIVE);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(p->ops->pick(p, &local, &ctx), 3);
+	atomic_store(&live[3].down, LB_DOWN_PASSIVE);
+	assert_int_equal(p->ops->pick(p, &local, &ctx), -1);
+	ctx.ignore_down = true;
+	assert_true(p->ops->pick(p, &local, &ctx) >= 2);
+	p->live = NULL;
+	free(live);
+	pool_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +440,7 @@ int main(void)
 	        cmocka_unit_test(test_weighted_exact_shares),
 	        cmocka_unit_test(test_weighted_random_and_scaled),
 	        cmocka_unit_test(test_weighted_exclusion),
+	        cmocka_unit_test(test_backups),
 	        cmocka_unit_test(test_find),
 	};
 

@@ -480,6 +480,8 @@ static const struct field pool_fields[] = {
         FIELD("keepalive", T, keepalive, F_UINT, 0, 0, 65535),
         FIELD("keepalive_timeout", T, keepalive_timeout_ms, F_DURATION, 0, 1, DUR_MAX),
         FIELD("retries", T, retries, F_UINT, 0, 0, 10),
+        FIELD("retry_budget", T, retry_budget, F_UINT, 0, 0, 100),
+        FIELD("retry_budget_min", T, retry_budget_min, F_UINT, 0, 0, 1000000),
         FIELD("hash_key", T, hash_key, F_HASH_KEY, 0, 0, 0),
         FIELD("hash_balance_factor", T, hash_balance_factor, F_UINT, 0, 0, 1000),
         FIELD("health_check", T, health, F_HEALTH, 0, 0, 0),
@@ -658,6 +660,8 @@ static void pool_defaults(struct config_pool *pool)
 	pool->keepalive = 64;
 	pool->keepalive_timeout_ms = 60 * 1000;
 	pool->retries = 1;
+	pool->retry_budget = 20;
+	pool->retry_budget_min = 3;
 	pool->health.type = CONFIG_CHECK_HTTP;
 	memcpy(pool->health.path, "/", 2);
 	pool->health.num_expect = 1;

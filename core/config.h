@@ -109,6 +109,9 @@ struct config_pool {
 	char hash_key_name[CONFIG_NAME_MAX]; /* the header or cookie name */
 	struct config_health health;
 	struct config_passive passive;
+	uint32_t retry_budget; /* retries at most this % of recent requests (10 s), default 20; 0 =
+	                          off */
+	uint32_t retry_budget_min;    /* retries always allowed per 10 s window, default 3 */
 	uint32_t hash_balance_factor; /* percent of the mean load a backend may carry
 	                                 (hash, ip_hash); 0 = unbounded, else 101..1000 */
 	size_t num_backends;

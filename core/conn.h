@@ -19,6 +19,7 @@
 #define RLB_CONN_H
 
 #include "balancer/balancer.h"
+#include "core/budget.h"
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/config.h"
@@ -234,6 +235,8 @@ struct shard {
 	struct idle_list *idle; /* [SNAPSHOT_UIDS_MAX] */
 	struct lb_local lb_local[CONFIG_POOLS_MAX];
 	uint64_t lb_version;
+	struct retry_budget budgets[CONFIG_POOLS_MAX]; /* per pool, this shard's requests */
+	uint64_t budget_version;
 
 	struct conn *starved; /* client connections waiting for buffers */
 	uint64_t *flush;      /* (gen << 32 | slot) of connections to send to this turn */

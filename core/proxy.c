@@ -481,6 +481,18 @@ static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	return 0;
 }
 
+/* pool_budget returns this shard's retry budget for pool `pool`, starting
+ * all budgets afresh when a reload renumbered the pools. */
+static struct retry_budget *pool_budget(struct shard *s, const struct snapshot *snap, uint32_t pool)
+{
+	if (s->budget_version != snap->version) {
+		for (size_t i = 0; i < RLB_ARRAY_LEN(s->budgets); i++)
+			budget_init(&s->budgets[i], 10000, s->now_ms);
+		s->budget_version = snap->version;
+	}
+	return &s->budgets[pool];
+}
+
 /* cookie_value finds cookie `name` in the Cookie fields of `m` (RFC 6265
  * §4.2.1: "name=value" pairs separated by "; "). */
 static int cookie_value(const struct h1_msg *m, const char *name, size_t name_len,
@@ -584,6 +596,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 	                     : 0;
 	note_request(s, c, m);
 	bufq_consume(&c->in, cpool(s), m->head_len); /* m's slices are invalid from here */
+	budget_note_request(pool_budget(s, snap, (uint32_t)pool), s->now_ms);
 	c->pool = (uint32_t)pool;
 	c->snap_version = snap->version;
 	c->resp_phase = RESP_CONNECT;
@@ -1238,7 +1251,7 @@ void conn_drain_idle(struct shard *s, struct conn *c)
 
 /* ---- upstream outcomes ---- */
 
-static bool may_retry(struct conn *c, enum up_fail why)
+static bool may_retry(struct shard *s, struct conn *c, enum up_fail why)
 {
 	const struct snapshot *snap = snapshot_current();
 	uint32_t retries = 0;
@@ -1250,8 +1263,13 @@ static bool may_retry(struct conn *c, enum up_fail why)
 	switch (why) {
 	case UPF_CONNECT:
 	case UPF_CONNECT_TIMEOUT:
-		/* Nothing reached the backend: safe for any method. */
-		return c->tries <= retries;
+		/* Nothing reached the backend: safe for any method, within the
+		 * pool's retry budget (a failing fleet is not hammered). */
+		if (c->tries > retries || snap->version != c->snap_version)
+			return false;
+		return budget_try_retry(pool_budget(s, snap, c->pool), s->now_ms,
+		                        snap->pools[c->pool].retry_budget,
+		                        snap->pools[c->pool].retry_budget_min);
 	case UPF_STALE:
 		/* The backend closed a pooled connection as we reused it. Only a
 		 * request that can be replayed whole is retried, once, on a new
@@ -1272,7 +1290,7 @@ void conn_upstream_failed(struct shard *s, struct conn *c, enum up_fail why)
 	s->stats.upstream_errors++;
 	if (c->state != CONN_PROXY || c->resp_phase == RESP_DONE)
 		return;
-	if (may_retry(c, why)) {
+	if (may_retry(s, c, why)) {
 		s->stats.retries++;
 		c->retry_pending = true;
 		c->req_head_sent = 0;

@@ -30,6 +30,8 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->keepalive = cp->keepalive;
 	sp->keepalive_timeout_ms = cp->keepalive_timeout_ms;
 	sp->retries = cp->retries;
+	sp->retry_budget = cp->retry_budget;
+	sp->retry_budget_min = cp->retry_budget_min;
 	sp->health = cp->health;
 	sp->passive = cp->passive;
 	sp->hash_key = cp->hash_key;

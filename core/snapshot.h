@@ -42,6 +42,7 @@ struct snap_pool {
 	uint32_t keepalive;
 	uint64_t keepalive_timeout_ms;
 	uint32_t retries;
+	uint32_t retry_budget, retry_budget_min;
 };
 
 struct snapshot {

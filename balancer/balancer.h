@@ -40,12 +40,13 @@ struct lb_backend {
 /* Live load of one backend, shared by every shard. */
 struct lb_live {
 	_Atomic uint64_t eject_until_ms; /* end of the current passive ejection */
+	_Atomic uint64_t up_since_ms;    /* when it (re)entered service; 0 = since start-up */
 	_Atomic uint32_t active;         /* requests in flight to this backend, all shards */
 	_Atomic uint32_t ewma_us;        /* EWMA of time to response head, µs; 0 = no sample */
 	_Atomic uint32_t down;           /* nonzero: skip it (LB_DOWN_* bits) */
 	_Atomic uint32_t fails;          /* consecutive failed requests (passive checks) */
 	_Atomic uint32_t ejections;      /* passive ejections in a row (back-off grows) */
-	char _pad[LB_CACHELINE - sizeof(uint64_t) - 5 * sizeof(uint32_t)];
+	char _pad[LB_CACHELINE - 2 * sizeof(uint64_t) - 5 * sizeof(uint32_t)];
 } __attribute__((aligned(LB_CACHELINE)));
 
 #define LB_DOWN_ACTIVE  1u /* active health checks failed (the checker sets and clears) */
@@ -147,6 +148,23 @@ static inline uint64_t lb_random(struct lb_local *local)
 	x ^= x >> 27;
 	local->rng = x;
 	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* lb_slow_start_permille is the share (per mille, 100..1000) of its traffic
+ * a backend should take `now_ms` after it (re)entered service at
+ * `up_since_ms`, ramping linearly over `ramp_ms`: 1000 once the ramp is
+ * over, when there is none, or for a backend in service since start-up
+ * (up_since_ms 0). It starts at 100 so a recovering backend is never
+ * starved of the requests that show it works. */
+static inline uint32_t lb_slow_start_permille(uint64_t now_ms, uint64_t up_since_ms,
+                                              uint64_t ramp_ms)
+{
+	uint64_t p;
+
+	if (ramp_ms == 0 || up_since_ms == 0 || now_ms >= up_since_ms + ramp_ms)
+		return 1000;
+	p = now_ms > up_since_ms ? (now_ms - up_since_ms) * 1000 / ramp_ms : 0;
+	return p < 100 ? 100 : (uint32_t)p;
 }
 
 extern const struct balancer_ops balancer_round_robin;

@@ -482,6 +482,7 @@ static const struct field pool_fields[] = {
         FIELD("retries", T, retries, F_UINT, 0, 0, 10),
         FIELD("retry_budget", T, retry_budget, F_UINT, 0, 0, 100),
         FIELD("retry_budget_min", T, retry_budget_min, F_UINT, 0, 0, 1000000),
+        FIELD("slow_start", T, slow_start_ms, F_DURATION, 0, 0, DUR_MAX),
         FIELD("hash_key", T, hash_key, F_HASH_KEY, 0, 0, 0),
         FIELD("hash_balance_factor", T, hash_balance_factor, F_UINT, 0, 0, 1000),
         FIELD("health_check", T, health, F_HEALTH, 0, 0, 0),

@@ -111,7 +111,8 @@ struct config_pool {
 	struct config_passive passive;
 	uint32_t retry_budget; /* retries at most this % of recent requests (10 s), default 20; 0 =
 	                          off */
-	uint32_t retry_budget_min;    /* retries always allowed per 10 s window, default 3 */
+	uint32_t retry_budget_min; /* retries always allowed per 10 s window, default 3 */
+	uint64_t slow_start_ms; /* ramp a recovered or added backend's share over this; 0 = off */
 	uint32_t hash_balance_factor; /* percent of the mean load a backend may carry
 	                                 (hash, ip_hash); 0 = unbounded, else 101..1000 */
 	size_t num_backends;

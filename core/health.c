@@ -81,6 +81,8 @@ static void verdict(struct check *c, bool ok, const char *reason, uint64_t now)
 		c->ok++;
 		if (c->down && c->ok >= c->cfg.rise) {
 			c->down = false;
+			atomic_store_explicit(&c->live[c->uid].up_since_ms, now,
+			                      memory_order_relaxed);
 			atomic_fetch_and_explicit(&c->live[c->uid].down, ~LB_DOWN_ACTIVE,
 			                          memory_order_relaxed);
 			rlb_log(LOG_WARN, "backend %s (pool %s) is up", c->name, c->pool);
@@ -258,6 +260,7 @@ static void readmit(uint64_t now)
 				continue;
 			if (sp->health.enabled && (c == NULL || c->fails > 0 || c->ok == 0))
 				continue;
+			atomic_store(&l->up_since_ms, now);
 			atomic_fetch_and(&l->down, ~LB_DOWN_PASSIVE);
 			atomic_store(&l->fails, 0);
 			rlb_log(LOG_WARN, "backend %s (pool %s) is back after its ejection",

@@ -5,9 +5,18 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <time.h>
 #include <urcu-qsbr.h>
 
 static struct snapshot *current_snapshot;
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static int32_t registry_uid(struct uid_registry *reg, const char *pool, const char *addr)
 {
@@ -24,7 +33,7 @@ static int32_t registry_uid(struct uid_registry *reg, const char *pool, const ch
 }
 
 static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct uid_registry *reg,
-                      char *err, size_t err_len)
+                      bool reloading, char *err, size_t err_len)
 {
 	snprintf(sp->name, sizeof(sp->name), "%s", cp->name);
 	sp->keepalive = cp->keepalive;
@@ -32,6 +41,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->retries = cp->retries;
 	sp->retry_budget = cp->retry_budget;
 	sp->retry_budget_min = cp->retry_budget_min;
+	sp->slow_start_ms = cp->slow_start_ms;
 	sp->health = cp->health;
 	sp->passive = cp->passive;
 	sp->hash_key = cp->hash_key;
@@ -45,6 +55,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->lb.backends = rlb_xcalloc(cp->num_backends, sizeof(struct lb_backend));
 	for (size_t i = 0; i < cp->num_backends; i++) {
 		struct lb_backend *b = &sp->lb.backends[i];
+		uint32_t known = reg->num;
 		int32_t uid = registry_uid(reg, cp->name, cp->backends[i].addr.text);
 
 		if (uid < 0) {
@@ -54,6 +65,10 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 			return 0;
 		}
 		b->uid = (uint32_t)uid;
+		/* A backend added by a reload enters service now (slow start);
+		 * the first snapshot's backends count as in service all along. */
+		if (reg->live != NULL && (uint32_t)uid >= known && reloading)
+			atomic_store(&reg->live[uid].up_since_ms, monotonic_ms());
 		b->weight = cp->backends[i].weight;
 		b->backup = cp->backends[i].backup;
 		b->addr = cp->backends[i].addr.ss;
@@ -94,7 +109,7 @@ struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *r
 	s->num_pools = (uint32_t)cfg->num_pools;
 	s->pools = rlb_xcalloc(cfg->num_pools, sizeof(*s->pools));
 	for (size_t i = 0; i < cfg->num_pools; i++) {
-		if (!build_pool(&s->pools[i], &cfg->pools[i], reg, err, err_len)) {
+		if (!build_pool(&s->pools[i], &cfg->pools[i], reg, version > 1, err, err_len)) {
 			snapshot_free(s);
 			return NULL;
 		}

@@ -43,6 +43,7 @@ struct snap_pool {
 	uint64_t keepalive_timeout_ms;
 	uint32_t retries;
 	uint32_t retry_budget, retry_budget_min;
+	uint64_t slow_start_ms;
 };
 
 struct snapshot {

@@ -333,6 +333,28 @@ static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
 	return u;
 }
 
+/* slow_start lets a backend that just (re)entered service take only part
+ * of the requests it is picked for, ramping up over the pool's slow_start:
+ * when the draw says no, the pick is made once more without it. */
+static int32_t slow_start(struct shard *s, const struct snap_pool *sp, struct conn *c,
+                          struct lb_ctx *ctx, int32_t idx)
+{
+	uint64_t since;
+	uint32_t permille;
+	int32_t other;
+
+	if (sp->slow_start_ms == 0 || sp->lb.live == NULL || idx >= 64)
+		return idx;
+	since = atomic_load_explicit(&sp->lb.live[sp->lb.backends[idx].uid].up_since_ms,
+	                             memory_order_relaxed);
+	permille = lb_slow_start_permille(s->now_ms, since, sp->slow_start_ms);
+	if (permille >= 1000 || lb_random(&s->lb_local[c->pool]) % 1000 < permille)
+		return idx;
+	ctx->exclude |= 1ull << idx;
+	other = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], ctx);
+	return other >= 0 ? other : idx;
+}
+
 static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
 {
 	const struct snapshot *snap = snapshot_current();
@@ -367,7 +389,7 @@ static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct 
 		ctx.ignore_down = rounds[r].ignore_down;
 		idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
 		if (idx >= 0)
-			return idx;
+			return slow_start(s, sp, c, &ctx, idx);
 	}
 	return -1;
 }

@@ -29,9 +29,10 @@
 #define LB_CACHELINE 64
 
 struct lb_backend {
-	uint32_t uid;    /* stable across snapshots; indexes lb_live and per-shard arrays */
-	uint32_t weight; /* 1..1000 */
-	bool backup;     /* picked only in a backup round (lb_ctx.backups) */
+	uint32_t uid;       /* stable across snapshots; indexes lb_live and per-shard arrays */
+	uint32_t weight;    /* 1..1000 */
+	bool backup;        /* picked only in a backup round (lb_ctx.backups) */
+	uint32_t max_conns; /* at most this many in flight (lb_live.active); 0 = no limit */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char name[64]; /* the address as configured, for logs */
@@ -127,13 +128,17 @@ static inline bool lb_down_uid(const struct lb_pool *pool, const struct lb_ctx *
 }
 
 /* lb_excluded says whether backend `i` must not be picked: already tried
- * for this request, not of the round's kind (backup or not), or marked down
- * by health checks. */
+ * for this request, not of the round's kind (backup or not), at its
+ * max_conns, or marked down by health checks. */
 static inline bool lb_excluded(const struct lb_pool *pool, const struct lb_ctx *ctx, uint32_t i)
 {
 	if (i < 64 && ((ctx->exclude >> i) & 1) != 0)
 		return true;
 	if (pool->backends[i].backup != ctx->backups)
+		return true;
+	if (pool->backends[i].max_conns != 0 && pool->live != NULL &&
+	    atomic_load_explicit(&pool->live[pool->backends[i].uid].active, memory_order_relaxed) >=
+	            pool->backends[i].max_conns)
 		return true;
 	return lb_down_uid(pool, ctx, pool->backends[i].uid);
 }

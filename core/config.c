@@ -448,6 +448,7 @@ static const struct field backend_fields[] = {
         FIELD("address", T, addr, F_ADDR, FL_REQUIRED | FL_LINE, 0, 0),
         FIELD("weight", T, weight, F_UINT, 0, 1, 1000),
         FIELD("backup", T, backup, F_BOOL, 0, 0, 1),
+        FIELD("max_connections", T, max_connections, F_UINT, 0, 0, 1000000),
 };
 #undef T
 
@@ -483,6 +484,8 @@ static const struct field pool_fields[] = {
         FIELD("retry_budget", T, retry_budget, F_UINT, 0, 0, 100),
         FIELD("retry_budget_min", T, retry_budget_min, F_UINT, 0, 0, 1000000),
         FIELD("slow_start", T, slow_start_ms, F_DURATION, 0, 0, DUR_MAX),
+        FIELD("queue_max", T, queue_max, F_UINT, 0, 0, 1000000),
+        FIELD("queue_timeout", T, queue_timeout_ms, F_DURATION, 0, 1, DUR_MAX),
         FIELD("hash_key", T, hash_key, F_HASH_KEY, 0, 0, 0),
         FIELD("hash_balance_factor", T, hash_balance_factor, F_UINT, 0, 0, 1000),
         FIELD("health_check", T, health, F_HEALTH, 0, 0, 0),
@@ -663,6 +666,8 @@ static void pool_defaults(struct config_pool *pool)
 	pool->retries = 1;
 	pool->retry_budget = 20;
 	pool->retry_budget_min = 3;
+	pool->queue_max = 1024;
+	pool->queue_timeout_ms = 5000;
 	pool->health.type = CONFIG_CHECK_HTTP;
 	memcpy(pool->health.path, "/", 2);
 	pool->health.num_expect = 1;

@@ -41,9 +41,10 @@ struct config_listener {
 
 struct config_backend {
 	struct config_addr addr;
-	uint32_t weight; /* 1..1000, default 1 */
-	bool backup;     /* used only when no other backend of the pool is usable */
-	uint32_t _line;  /* private to config.c: line of `address`, 0 if not from a file */
+	uint32_t weight;          /* 1..1000, default 1 */
+	bool backup;              /* used only when no other backend of the pool is usable */
+	uint32_t max_connections; /* requests in flight at once, all shards; 0 = no limit */
+	uint32_t _line;           /* private to config.c: line of `address`, 0 if not from a file */
 };
 
 enum config_algorithm {
@@ -113,6 +114,9 @@ struct config_pool {
 	                          off */
 	uint32_t retry_budget_min; /* retries always allowed per 10 s window, default 3 */
 	uint64_t slow_start_ms; /* ramp a recovered or added backend's share over this; 0 = off */
+	uint32_t queue_max;     /* requests waiting per shard when every backend is at
+	                           max_connections, default 1024; 0 = 503 at once */
+	uint64_t queue_timeout_ms;    /* longest wait in that queue, then 503; default 5s */
 	uint32_t hash_balance_factor; /* percent of the mean load a backend may carry
 	                                 (hash, ip_hash); 0 = unbounded, else 101..1000 */
 	size_t num_backends;

@@ -103,10 +103,12 @@ struct conn {
 	bool resp_dechunk;  /* strip chunked framing (HTTP/1.0 client) */
 	bool retried_reuse; /* already retried after a stale pooled connection */
 	bool idempotent;
-	bool retry_pending; /* get another upstream connection once c->up is gone */
-	bool retry_fresh;   /* ... a new one, not from the idle pool */
-	bool resp_aborted;  /* the response was cut: close without lingering */
-	bool flush_pending; /* queued to send at the end of the loop turn */
+	bool retry_pending;  /* get another upstream connection once c->up is gone */
+	bool retry_fresh;    /* ... a new one, not from the idle pool */
+	bool resp_aborted;   /* the response was cut: close without lingering */
+	bool flush_pending;  /* queued to send at the end of the loop turn */
+	bool queued;         /* waiting for a backend slot (max_connections) */
+	struct conn *q_next; /* next in its pool's wait queue */
 
 	struct bufq in;  /* request bytes from the client */
 	struct bufq rin; /* response bytes from the backend */
@@ -236,6 +238,10 @@ struct shard {
 	struct lb_local lb_local[CONFIG_POOLS_MAX];
 	uint64_t lb_version;
 	struct retry_budget budgets[CONFIG_POOLS_MAX]; /* per pool, this shard's requests */
+	struct conn *queue_head[CONFIG_POOLS_MAX];     /* requests waiting for a slot, FIFO */
+	struct conn *queue_tail[CONFIG_POOLS_MAX];
+	uint32_t queue_len[CONFIG_POOLS_MAX];
+	uint32_t queued_total;
 	uint64_t budget_version;
 
 	struct conn *starved; /* client connections waiting for buffers */

@@ -96,7 +96,7 @@ static void conn_update_timer(struct shard *s, struct conn *c)
 {
 	const struct config_timeouts *t = &s->cfg->timeouts;
 
-	if (c->state != CONN_PROXY)
+	if (c->state != CONN_PROXY || c->queued)
 		return;
 	if (c->send_on)
 		conn_arm(s, c, t->send_ms);
@@ -135,6 +135,8 @@ void conn_restart_recv(struct shard *s, struct conn *c)
 
 /* ---- closing ---- */
 
+static void dequeue(struct shard *s, struct conn *c);
+
 /* unstarve takes `c` off the shard's starved list, so a freed slot can
  * never sit in it (and be linked twice once reused). Rare: a linear walk. */
 static void unstarve(struct shard *s, struct conn *c)
@@ -155,6 +157,8 @@ static void conn_free(struct shard *s, struct conn *c)
 	RLB_ASSERT(c->up == NULL);
 	if (c->starved)
 		unstarve(s, c);
+	if (c->queued)
+		dequeue(s, c);
 	c->flush_pending = false;
 	timer_disarm(&s->wheel, &c->timer);
 	bufq_clear(&c->in, cpool(s));
@@ -182,6 +186,8 @@ void conn_abort(struct shard *s, struct conn *c)
 		return;
 	if (c->state != CONN_CLOSING) {
 		c->state = CONN_CLOSING;
+		if (c->queued)
+			dequeue(s, c);
 		timer_disarm(&s->wheel, &c->timer);
 		shutdown(c->fd, SHUT_RDWR);
 		if (c->ops > 0) {
@@ -481,6 +487,84 @@ static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	return 0;
 }
 
+/* ---- waiting for a backend slot ---- */
+
+static void dequeue(struct shard *s, struct conn *c)
+{
+	uint32_t p = c->pool;
+	struct conn *prev = NULL;
+
+	for (struct conn *q = s->queue_head[p]; q != NULL; prev = q, q = q->q_next) {
+		if (q != c)
+			continue;
+		if (prev != NULL)
+			prev->q_next = c->q_next;
+		else
+			s->queue_head[p] = c->q_next;
+		if (s->queue_tail[p] == c)
+			s->queue_tail[p] = prev;
+		s->queue_len[p]--;
+		s->queued_total--;
+		break;
+	}
+	c->q_next = NULL;
+	c->queued = false;
+}
+
+/* enqueue makes a request wait for a slot when every backend it may use is
+ * at its max_connections: at most queue_max per pool and shard, for at most
+ * queue_timeout; beyond either, 503 (as HAProxy's queue does). */
+static void enqueue(struct shard *s, struct conn *c)
+{
+	const struct snapshot *snap = snapshot_current();
+	const struct snap_pool *sp = c->pool < snap->num_pools ? &snap->pools[c->pool] : NULL;
+
+	if (sp == NULL || s->queue_len[c->pool] >= sp->queue_max) {
+		conn_local(s, c, 503);
+		return;
+	}
+	c->queued = true;
+	c->q_next = NULL;
+	if (s->queue_tail[c->pool] != NULL)
+		s->queue_tail[c->pool]->q_next = c;
+	else
+		s->queue_head[c->pool] = c;
+	s->queue_tail[c->pool] = c;
+	s->queue_len[c->pool]++;
+	s->queued_total++;
+	conn_arm(s, c, sp->queue_timeout_ms);
+}
+
+/* acquire asks for an upstream connection and handles the answer: go on,
+ * wait in the queue, or answer `status`. */
+static void acquire(struct shard *s, struct conn *c, bool fresh, int status)
+{
+	int r = up_acquire(s, c, fresh);
+
+	if (r < 0)
+		enqueue(s, c);
+	else if (r == 0)
+		conn_local(s, c, status);
+}
+
+void conn_run_queues(struct shard *s)
+{
+	for (uint32_t p = 0; s->queued_total > 0 && p < CONFIG_POOLS_MAX; p++) {
+		while (s->queue_head[p] != NULL) {
+			struct conn *c = s->queue_head[p];
+			int r = up_acquire(s, c, c->retry_fresh);
+
+			if (r < 0)
+				break; /* still full: the rest of this queue waits too */
+			dequeue(s, c);
+			conn_update_timer(s, c);
+			if (r == 0)
+				conn_local(s, c, 503);
+			conn_step(s, c);
+		}
+	}
+}
+
 /* pool_budget returns this shard's retry budget for pool `pool`, starting
  * all budgets afresh when a reload renumbered the pools. */
 static struct retry_budget *pool_budget(struct shard *s, const struct snapshot *snap, uint32_t pool)
@@ -601,8 +685,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 	c->snap_version = snap->version;
 	c->resp_phase = RESP_CONNECT;
 	conn_update_timer(s, c);
-	if (!up_acquire(s, c, false))
-		conn_local(s, c, 503);
+	acquire(s, c, false, 503);
 }
 
 /* parse_head parses the request head at the front of c->in. Returns
@@ -979,8 +1062,7 @@ static void proxy_step(struct shard *s, struct conn *c)
 
 	if (c->retry_pending && c->up == NULL) {
 		c->retry_pending = false;
-		if (!up_acquire(s, c, c->retry_fresh))
-			conn_local(s, c, 502);
+		acquire(s, c, c->retry_fresh, 502);
 	}
 	if (!classify_request(s, c))
 		return;
@@ -1222,6 +1304,13 @@ void conn_on_timer(struct shard *s, struct conn *c)
 		return;
 	case CONN_PROXY:
 		s->stats.timeouts++;
+		if (c->queued) {
+			/* queue_timeout: no backend slot freed up in time. */
+			dequeue(s, c);
+			conn_local(s, c, 503);
+			conn_step(s, c);
+			return;
+		}
 		if (!c->send_on && c->req_phase == REQ_BODY && !c->resp_started) {
 			if (c->up != NULL)
 				up_close(s, c->up);

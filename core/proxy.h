@@ -27,6 +27,10 @@ void conn_on_timer(struct shard *s, struct conn *c);
 /* conn_step runs the connection's state machine until it must wait. */
 void conn_step(struct shard *s, struct conn *c);
 
+/* conn_run_queues gives waiting requests the backend slots that freed up
+ * (on any shard); once per loop turn. */
+void conn_run_queues(struct shard *s);
+
 /* conn_flush_all sends, once per loop turn, what every connection queued
  * for its client during the turn's completions. */
 void conn_flush_all(struct shard *s);
@@ -58,7 +62,8 @@ void conn_upstream_gone(struct shard *s, struct conn *c);
 
 /* up_acquire gives `c` an upstream connection for its pool: an idle one from
  * the shard's pool for the picked backend (unless `fresh`), or a new
- * connect. Returns 1, or 0 when no backend can be used (503). */
+ * connect. Returns 1; 0 when no backend can be used (503); -1 when every
+ * candidate is at its max_connections (the request waits in the queue). */
 int up_acquire(struct shard *s, struct conn *c, bool fresh);
 
 /* up_note_response_time feeds the time from pick to response head into the

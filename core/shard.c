@@ -498,6 +498,7 @@ static void shard_loop(struct shard *s)
 		timer_wheel_advance(&s->wheel, s->now_ms, on_timer, s);
 		restart_starved(s);
 		resume_accept(s);
+		conn_run_queues(s);
 		conn_flush_all(s); /* after timers too: a 408 page is a send */
 
 		if (!s->draining && atomic_load_explicit(&stop_requested, memory_order_relaxed))

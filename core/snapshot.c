@@ -42,6 +42,8 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->retry_budget = cp->retry_budget;
 	sp->retry_budget_min = cp->retry_budget_min;
 	sp->slow_start_ms = cp->slow_start_ms;
+	sp->queue_max = cp->queue_max;
+	sp->queue_timeout_ms = cp->queue_timeout_ms;
 	sp->health = cp->health;
 	sp->passive = cp->passive;
 	sp->hash_key = cp->hash_key;
@@ -71,6 +73,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 			atomic_store(&reg->live[uid].up_since_ms, monotonic_ms());
 		b->weight = cp->backends[i].weight;
 		b->backup = cp->backends[i].backup;
+		b->max_conns = cp->backends[i].max_connections;
 		b->addr = cp->backends[i].addr.ss;
 		b->addr_len = cp->backends[i].addr.len;
 		snprintf(b->name, sizeof(b->name), "%s", cp->backends[i].addr.text);

@@ -40,23 +40,50 @@ static struct bufpool *upool(struct shard *s)
 	return ring_pool(&s->ring, RING_GROUP_UPSTREAM);
 }
 
-/* link_client ties `u` to `c` for one request. While linked the request
- * counts as in flight on the backend for every shard's least_conn: the
- * count goes up here and down in unlink_client, the only two places. */
+/* reserve counts one more request in flight on backend `b`, for every
+ * shard's least_conn and for max_conns. With a limit it is a compare-and-
+ * swap, so shards racing for the last slot never overshoot it together.
+ * Returns false when the backend is full. */
+static bool reserve(struct lb_live *live, const struct lb_backend *b)
+{
+	_Atomic uint32_t *active;
+	uint32_t cur;
+
+	if (live == NULL)
+		return true;
+	active = &live[b->uid].active;
+	if (b->max_conns == 0) {
+		atomic_fetch_add_explicit(active, 1, memory_order_relaxed);
+		return true;
+	}
+	cur = atomic_load_explicit(active, memory_order_relaxed);
+	while (cur < b->max_conns)
+		if (atomic_compare_exchange_weak_explicit(
+		            active, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+static void release(struct lb_live *live, uint32_t uid)
+{
+	if (live != NULL)
+		atomic_fetch_sub_explicit(&live[uid].active, 1, memory_order_relaxed);
+}
+
+/* link_client ties `u` to `c` for one request, whose in-flight count
+ * reserve() already took; unlink_client gives it back. */
 static void link_client(struct upconn *u, struct conn *c, struct lb_live *live)
 {
 	u->client = c;
 	c->up = u;
 	u->got_bytes = false;
 	u->live = live;
-	if (live != NULL)
-		atomic_fetch_add_explicit(&live[u->backend_uid].active, 1, memory_order_relaxed);
 }
 
 static void unlink_client(struct upconn *u)
 {
-	if (u->client != NULL && u->live != NULL)
-		atomic_fetch_sub_explicit(&u->live[u->backend_uid].active, 1, memory_order_relaxed);
+	if (u->client != NULL)
+		release(u->live, u->backend_uid);
 	if (u->client != NULL)
 		u->client->up = NULL;
 	u->client = NULL;
@@ -355,7 +382,8 @@ static int32_t slow_start(struct shard *s, const struct snap_pool *sp, struct co
 	return other >= 0 ? other : idx;
 }
 
-static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
+static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct conn *c,
+                            uint64_t lost)
 {
 	const struct snapshot *snap = snapshot_current();
 	struct lb_ctx ctx = {.hash = c->lb_hash};
@@ -384,12 +412,48 @@ static int32_t pick_backend(struct shard *s, const struct snap_pool *sp, struct 
 	for (size_t r = 0; r < RLB_ARRAY_LEN(rounds); r++) {
 		if (rounds[r].retried && c->tried == 0)
 			continue;
-		ctx.exclude = rounds[r].retried ? 0 : c->tried;
+		ctx.exclude = (rounds[r].retried ? 0 : c->tried) | lost;
 		ctx.backups = rounds[r].backups;
 		ctx.ignore_down = rounds[r].ignore_down;
 		idx = sp->lb.ops->pick(&sp->lb, &s->lb_local[c->pool], &ctx);
 		if (idx >= 0)
 			return slow_start(s, sp, c, &ctx, idx);
+	}
+	return -1;
+}
+
+/* pool_full says whether a backend of the pool is at its max_conns: then
+ * a failed pick means "wait for a slot", not "no backend". */
+static bool pool_full(const struct snap_pool *sp)
+{
+	for (uint32_t i = 0; i < sp->lb.num_backends; i++) {
+		const struct lb_backend *b = &sp->lb.backends[i];
+
+		if (b->max_conns != 0 && sp->lb.live != NULL &&
+		    atomic_load_explicit(&sp->lb.live[b->uid].active, memory_order_relaxed) >=
+		            b->max_conns)
+			return true;
+	}
+	return false;
+}
+
+/* reserve_backend picks a backend and takes its in-flight slot; a backend
+ * that filled up between pick and reservation (another shard took the
+ * last slot) is skipped and the pick made again. Returns its index, -1
+ * when every candidate is full, -2 when there is none at all. */
+static int32_t reserve_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
+{
+	uint64_t lost = 0;
+
+	for (uint32_t attempt = 0; attempt < 8; attempt++) {
+		int32_t idx = pick_backend(s, sp, c, lost);
+
+		if (idx < 0)
+			return pool_full(sp) ? -1 : -2;
+		if (reserve(sp->lb.live, &sp->lb.backends[idx]))
+			return idx;
+		if (idx < 64)
+			lost |= 1ull << idx;
 	}
 	return -1;
 }
@@ -406,9 +470,9 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 	if (c->pool >= snap->num_pools)
 		return 0; /* the pool went away in a reload */
 	sp = &snap->pools[c->pool];
-	idx = pick_backend(s, sp, c);
+	idx = reserve_backend(s, sp, c);
 	if (idx < 0)
-		return 0;
+		return idx == -1 ? -1 : 0;
 	b = &sp->lb.backends[idx];
 	c->tries++;
 	if (idx < 64)
@@ -428,8 +492,10 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 		return 1;
 	}
 	u = up_connect(s, sp, b);
-	if (u == NULL)
+	if (u == NULL) {
+		release(sp->lb.live, b->uid);
 		return 0;
+	}
 	link_client(u, c, sp->lb.live);
 	c->resp_phase = RESP_CONNECT;
 	return 1;

@@ -68,6 +68,13 @@ static void test_excluded(void **state)
 	ctx.backups = true;
 	assert_false(lb_excluded(&pool, &ctx, 1));
 	assert_true(lb_excluded(&pool, &ctx, 0));
+	/* max_conns: full at the limit, usable below it, whatever the round. */
+	ctx.backups = false;
+	b[0].max_conns = 2;
+	atomic_store(&live[0].active, 2);
+	assert_true(lb_excluded(&pool, &ctx, 0));
+	atomic_store(&live[0].active, 1);
+	assert_false(lb_excluded(&pool, &ctx, 0));
 	free(live);
 }
 

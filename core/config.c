@@ -665,7 +665,7 @@ static void pool_defaults(struct config_pool *pool)
 	pool->keepalive_timeout_ms = 60 * 1000;
 	pool->retries = 1;
 	pool->retry_budget = 20;
-	pool->retry_budget_min = 3;
+	pool->retry_budget_min = 100;
 	pool->queue_max = 1024;
 	pool->queue_timeout_ms = 5000;
 	pool->health.type = CONFIG_CHECK_HTTP;

@@ -112,7 +112,7 @@ struct config_pool {
 	struct config_passive passive;
 	uint32_t retry_budget; /* retries at most this % of recent requests (10 s), default 20; 0 =
 	                          off */
-	uint32_t retry_budget_min; /* retries always allowed per 10 s window, default 3 */
+	uint32_t retry_budget_min; /* retries always allowed per 10 s window, default 100 */
 	uint64_t slow_start_ms; /* ramp a recovered or added backend's share over this; 0 = off */
 	uint32_t queue_max;     /* requests waiting per shard when every backend is at
 	                           max_connections, default 1024; 0 = 503 at once */

@@ -33,6 +33,7 @@ struct lb_backend {
 	uint32_t weight;    /* 1..1000 */
 	bool backup;        /* picked only in a backup round (lb_ctx.backups) */
 	uint32_t max_conns; /* at most this many in flight (lb_live.active); 0 = no limit */
+	uint64_t sticky_id; /* names it in a sticky cookie without revealing its address */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char name[64]; /* the address as configured, for logs */

@@ -484,6 +484,7 @@ static const struct field pool_fields[] = {
         FIELD("retry_budget", T, retry_budget, F_UINT, 0, 0, 100),
         FIELD("retry_budget_min", T, retry_budget_min, F_UINT, 0, 0, 1000000),
         FIELD("slow_start", T, slow_start_ms, F_DURATION, 0, 0, DUR_MAX),
+        FIELD("sticky_cookie", T, sticky_cookie, F_POOL_NAME, 0, 0, 0),
         FIELD("queue_max", T, queue_max, F_UINT, 0, 0, 1000000),
         FIELD("queue_timeout", T, queue_timeout_ms, F_DURATION, 0, 1, DUR_MAX),
         FIELD("hash_key", T, hash_key, F_HASH_KEY, 0, 0, 0),

@@ -114,11 +114,12 @@ struct config_pool {
 	                          off */
 	uint32_t retry_budget_min; /* retries always allowed per 10 s window, default 100 */
 	uint64_t slow_start_ms; /* ramp a recovered or added backend's share over this; 0 = off */
-	uint32_t queue_max;     /* requests waiting per shard when every backend is at
-	                           max_connections, default 1024; 0 = 503 at once */
-	uint64_t queue_timeout_ms;    /* longest wait in that queue, then 503; default 5s */
-	uint32_t hash_balance_factor; /* percent of the mean load a backend may carry
-	                                 (hash, ip_hash); 0 = unbounded, else 101..1000 */
+	char sticky_cookie[CONFIG_NAME_MAX]; /* cookie naming the client's backend; "" = off */
+	uint32_t queue_max;                  /* requests waiting per shard when every backend is at
+	                                        max_connections, default 1024; 0 = 503 at once */
+	uint64_t queue_timeout_ms;           /* longest wait in that queue, then 503; default 5s */
+	uint32_t hash_balance_factor;        /* percent of the mean load a backend may carry
+	                                        (hash, ip_hash); 0 = unbounded, else 101..1000 */
 	size_t num_backends;
 	struct config_backend *backends; /* owned */
 	uint32_t _line; /* private to config.c: line of `name`, 0 if not from a file */

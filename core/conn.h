@@ -129,7 +129,10 @@ struct conn {
 	struct h1_chunked req_chunk;
 	struct upconn *up;
 	uint64_t lb_hash;   /* hash of the pool's hash key (hash, ip_hash) */
-	uint64_t t_pick_us; /* when the backend was picked, for its response-time EWMA */
+	int32_t sticky_idx; /* backend the sticky cookie names, or -1 */
+	uint64_t
+	        sticky_sent; /* sticky id of the chosen backend when a cookie must be set, else 0 */
+	uint64_t t_pick_us;  /* when the backend was picked, for its response-time EWMA */
 
 	/* the current response */
 	const char *local; /* a constant response being sent, or NULL */

@@ -1241,6 +1241,8 @@ size_t h1_write_response(char *out, size_t cap, const struct h1_msg *msg,
 	else
 		H1_PUT_LIT(&o, "1.1 ringlb\r\n");
 	/* RFC 9112 §9.3 and §C.2.2: 1.1 persists by default, 1.0 not. */
+	if (fwd->extra.len > 0)
+		h1_put_str(&o, fwd->extra);
 	if (!fwd->keep_alive)
 		H1_PUT_LIT(&o, "Connection: close\r\n");
 	else if (fwd->client_http10)

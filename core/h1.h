@@ -213,9 +213,10 @@ size_t h1_write_request(char *out, size_t cap, const struct h1_msg *msg,
 
 /* What the proxy decides about a response it forwards to the client. */
 struct h1_fwd_response {
-	bool client_http10; /* client spoke HTTP/1.0: answer in HTTP/1.0 */
-	bool keep_alive;    /* the client connection stays open after */
-	bool chunked;       /* body is forwarded chunked (add TE: chunked) */
+	bool client_http10;  /* client spoke HTTP/1.0: answer in HTTP/1.0 */
+	bool keep_alive;     /* the client connection stays open after */
+	bool chunked;        /* body is forwarded chunked (add TE: chunked) */
+	struct h1_str extra; /* complete field lines ("Name: value\r\n"...) to add; may be empty */
 };
 
 /* h1_write_response writes the head ringlb sends to the client for response

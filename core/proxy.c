@@ -426,6 +426,8 @@ static void txn_reset(struct shard *s, struct conn *c)
 	c->head_req = c->http10 = c->idempotent = false;
 	c->keep_alive = true;
 	c->backend_uid = UINT32_MAX;
+	c->sticky_idx = -1;
+	c->sticky_sent = 0;
 	c->method[0] = c->target[0] = '\0';
 }
 
@@ -607,6 +609,33 @@ static int cookie_value(const struct h1_msg *m, const char *name, size_t name_le
 	return 0;
 }
 
+/* sticky_index finds the backend a sticky cookie names (16 hex digits of
+ * its sticky id); -1 when the pool is not sticky or the cookie is absent,
+ * malformed or names no backend of the pool (say, one removed since). */
+static int32_t sticky_index(const struct snap_pool *sp, const struct h1_msg *m)
+{
+	struct h1_str v;
+	uint64_t id = 0;
+
+	if (sp->sticky_cookie_len == 0 ||
+	    !cookie_value(m, sp->sticky_cookie, sp->sticky_cookie_len, &v) || v.len != 16)
+		return -1;
+	for (size_t i = 0; i < 16; i++) {
+		char ch = v.ptr[i];
+		int d = ch >= '0' && ch <= '9'   ? ch - '0'
+		        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		                                 : -1;
+
+		if (d < 0)
+			return -1;
+		id = id << 4 | (uint64_t)d;
+	}
+	for (uint32_t i = 0; i < sp->lb.num_backends; i++)
+		if (sp->lb.backends[i].sticky_id == id)
+			return (int32_t)i;
+	return -1;
+}
+
 /* request_hash hashes what the pool's hash key names (XXH3). A header or
  * cookie the request lacks falls back to the client address, so such
  * requests still spread over the pool instead of landing on one backend. */
@@ -678,6 +707,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 	c->lb_hash = snap->pools[pool].hash_key != CONFIG_HASH_NONE
 	                     ? request_hash(&snap->pools[pool], c, m)
 	                     : 0;
+	c->sticky_idx = sticky_index(&snap->pools[pool], m);
 	note_request(s, c, m);
 	bufq_consume(&c->in, cpool(s), m->head_len); /* m's slices are invalid from here */
 	budget_note_request(pool_budget(s, snap, (uint32_t)pool), s->now_ms);
@@ -874,8 +904,26 @@ static bool te_is_plain_chunked(const struct h1_msg *m)
 	return true;
 }
 
+/* sticky_field writes the Set-Cookie field that pins the client to the
+ * backend it was sent to. Returns its length, 0 if the pool changed. */
+static int sticky_field(struct shard *s, struct conn *c, char *out, size_t cap)
+{
+	const struct snapshot *snap = snapshot_current();
+	const struct snap_pool *sp;
+	int n;
+
+	(void)s;
+	if (snap->version != c->snap_version || c->pool >= snap->num_pools)
+		return 0;
+	sp = &snap->pools[c->pool];
+	n = snprintf(out, cap, "Set-Cookie: %s=%016llx; Path=/; HttpOnly\r\n", sp->sticky_cookie,
+	             (unsigned long long)c->sticky_sent);
+	return n > 0 && (size_t)n < cap ? n : 0;
+}
+
 static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
+	char cookie[CONFIG_NAME_MAX + 64];
 	struct h1_fwd_response fwd;
 	bool ka;
 	int32_t h;
@@ -886,9 +934,14 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	     !c->resp_dechunk;
 	if (!ka)
 		c->close_after = true;
+	memset(&fwd, 0, sizeof(fwd));
 	fwd.client_http10 = c->http10;
 	fwd.keep_alive = ka;
 	fwd.chunked = m->body == H1_BODY_CHUNKED && !c->http10;
+	if (c->sticky_sent != 0 && sticky_field(s, c, cookie, sizeof(cookie)) > 0) {
+		fwd.extra.ptr = cookie;
+		fwd.extra.len = strlen(cookie);
+	}
 	h = hpool_get(&s->heads);
 	if (h < 0)
 		return 503;

@@ -7,8 +7,17 @@
 #include <string.h>
 #include <time.h>
 #include <urcu-qsbr.h>
+#include <xxhash.h>
 
 static struct snapshot *current_snapshot;
+
+static uint64_t sticky_id(const char *pool, const char *addr)
+{
+	char key[CONFIG_NAME_MAX + 72];
+	int n = snprintf(key, sizeof(key), "%s/%s", pool, addr);
+
+	return XXH3_64bits_withSeed(key, n > 0 ? (size_t)n : 0, 0x737469636b79ull);
+}
 
 static uint64_t monotonic_ms(void)
 {
@@ -42,6 +51,8 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->retry_budget = cp->retry_budget;
 	sp->retry_budget_min = cp->retry_budget_min;
 	sp->slow_start_ms = cp->slow_start_ms;
+	snprintf(sp->sticky_cookie, sizeof(sp->sticky_cookie), "%s", cp->sticky_cookie);
+	sp->sticky_cookie_len = strlen(sp->sticky_cookie);
 	sp->queue_max = cp->queue_max;
 	sp->queue_timeout_ms = cp->queue_timeout_ms;
 	sp->health = cp->health;
@@ -74,6 +85,9 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 		b->weight = cp->backends[i].weight;
 		b->backup = cp->backends[i].backup;
 		b->max_conns = cp->backends[i].max_connections;
+		/* XXH3 of "pool/address" with a fixed seed: stable across restarts
+		 * and shards, and it reveals nothing about the address. */
+		b->sticky_id = sticky_id(cp->name, cp->backends[i].addr.text);
 		b->addr = cp->backends[i].addr.ss;
 		b->addr_len = cp->backends[i].addr.len;
 		snprintf(b->name, sizeof(b->name), "%s", cp->backends[i].addr.text);

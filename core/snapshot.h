@@ -44,6 +44,8 @@ struct snap_pool {
 	uint32_t retries;
 	uint32_t retry_budget, retry_budget_min;
 	uint64_t slow_start_ms;
+	char sticky_cookie[CONFIG_NAME_MAX];
+	size_t sticky_cookie_len;
 	uint32_t queue_max;
 	uint64_t queue_timeout_ms;
 };

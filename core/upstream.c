@@ -441,9 +441,30 @@ static bool pool_full(const struct snap_pool *sp)
  * that filled up between pick and reservation (another shard took the
  * last slot) is skipped and the pick made again. Returns its index, -1
  * when every candidate is full, -2 when there is none at all. */
+/* sticky_backend is the backend the client's sticky cookie names, if it
+ * can take the request now (first try, usable, slot free). */
+static int32_t sticky_backend(const struct snap_pool *sp, struct conn *c)
+{
+	struct lb_ctx ctx = {0};
+	int32_t idx = c->sticky_idx;
+
+	if (idx < 0 || c->tries > 0 || (uint32_t)idx >= sp->lb.num_backends)
+		return -1;
+	if (lb_excluded(&sp->lb, &ctx, (uint32_t)idx)) {
+		ctx.backups = true; /* a sticky backup is fine while it serves */
+		if (lb_excluded(&sp->lb, &ctx, (uint32_t)idx))
+			return -1;
+	}
+	return reserve(sp->lb.live, &sp->lb.backends[idx]) ? idx : -1;
+}
+
 static int32_t reserve_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
 {
 	uint64_t lost = 0;
+	int32_t sticky = sticky_backend(sp, c);
+
+	if (sticky >= 0)
+		return sticky;
 
 	for (uint32_t attempt = 0; attempt < 8; attempt++) {
 		int32_t idx = pick_backend(s, sp, c, lost);
@@ -474,6 +495,9 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 	if (idx < 0)
 		return idx == -1 ? -1 : 0;
 	b = &sp->lb.backends[idx];
+	/* A sticky pool tells the client where it landed, unless its cookie
+	 * already says so. */
+	c->sticky_sent = sp->sticky_cookie_len > 0 && idx != c->sticky_idx ? b->sticky_id : 0;
 	c->tries++;
 	if (idx < 64)
 		c->tried |= 1ull << idx;

@@ -1469,6 +1469,21 @@ static void test_write_response(void **state)
 	assert_memory_equal(out, want10, n);
 	check_overflow(write_resp_thunk, &p.m, &fwd10, n, want10);
 
+	/* extra field lines (a sticky cookie) go after Via, before Connection */
+	const struct h1_fwd_response fwdx = {
+	        .keep_alive = false,
+	        .extra = {.ptr = "Set-Cookie: SRV=00ff; Path=/\r\n", .len = 30}};
+	const char *wantx = "HTTP/1.1 200 Fine\r\n"
+	                    "Content-Type: text/plain\r\n"
+	                    "Set-Cookie: a=b\r\n"
+	                    "Via: 1.0 origin, 1.1 ringlb\r\n"
+	                    "Set-Cookie: SRV=00ff; Path=/\r\n"
+	                    "Connection: close\r\n\r\n";
+	n = h1_write_response(out, sizeof(out), &p.m, &fwdx);
+	assert_int_equal(n, strlen(wantx));
+	assert_memory_equal(out, wantx, n);
+	check_overflow(write_resp_thunk, &p.m, &fwdx, n, wantx);
+
 	/* a 1.0 client kept alive is told so; a 1.0 server shows in Via */
 	const struct h1_fwd_response ka10 = {.client_http10 = true, .keep_alive = true};
 	const char *want_ka = "HTTP/1.0 404 \r\n"

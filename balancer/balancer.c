@@ -7,7 +7,7 @@ static const struct balancer_ops *const all_ops[] = {
         &balancer_round_robin, &balancer_weighted_round_robin,
         &balancer_least_conn,  &balancer_weighted_least_conn,
         &balancer_random_two,  &balancer_least_time,
-        &balancer_hash,
+        &balancer_hash,        &balancer_resource,
 };
 
 const struct balancer_ops *balancer_find(const char *name)
@@ -24,5 +24,5 @@ const struct balancer_ops *balancer_find(const char *name)
 const char *balancer_names(void)
 {
 	return "round_robin, weighted_round_robin, least_conn, weighted_least_conn, random_two, "
-	       "least_time, ip_hash, hash";
+	       "least_time, ip_hash, hash, resource";
 }

@@ -48,7 +48,8 @@ struct lb_live {
 	_Atomic uint32_t down;           /* nonzero: skip it (LB_DOWN_* bits) */
 	_Atomic uint32_t fails;          /* consecutive failed requests (passive checks) */
 	_Atomic uint32_t ejections;      /* passive ejections in a row (back-off grows) */
-	char _pad[LB_CACHELINE - 2 * sizeof(uint64_t) - 5 * sizeof(uint32_t)];
+	_Atomic uint32_t agent_permille; /* capacity the backend's agent reports; 0 = none yet */
+	char _pad[LB_CACHELINE - 2 * sizeof(uint64_t) - 6 * sizeof(uint32_t)];
 } __attribute__((aligned(LB_CACHELINE)));
 
 #define LB_DOWN_ACTIVE  1u /* active health checks failed (the checker sets and clears) */
@@ -179,6 +180,7 @@ extern const struct balancer_ops balancer_least_conn;
 extern const struct balancer_ops balancer_weighted_least_conn;
 extern const struct balancer_ops balancer_random_two;
 extern const struct balancer_ops balancer_least_time;
+extern const struct balancer_ops balancer_resource; /* weighted_least_conn x agent capacity */
 extern const struct balancer_ops balancer_hash; /* Maglev; ip_hash is hash on the client address */
 
 #endif

@@ -86,14 +86,34 @@ static bool less_loaded(uint64_t a, uint32_t wa, uint64_t b, uint32_t wb)
 	return a * wb < b * wa;
 }
 
+enum scan_mode { SCAN_PLAIN, SCAN_WEIGHTED, SCAN_RESOURCE };
+
+/* effective_weight is the weight a scan divides the load by: 1, the
+ * configured weight, or (resource) the weight scaled by the capacity the
+ * backend's agent reported, in per mille (no report yet: full weight). */
+static uint32_t effective_weight(const struct lb_pool *pool, uint32_t i, enum scan_mode mode)
+{
+	const struct least_state *st = pool->state;
+	uint32_t agent;
+
+	if (mode == SCAN_PLAIN)
+		return 1;
+	if (mode == SCAN_WEIGHTED || pool->live == NULL)
+		return weight_of(pool, i);
+	agent = atomic_load_explicit(&pool->live[st->uid[i]].agent_permille, memory_order_relaxed);
+	if (agent == 0)
+		agent = 1000;
+	return weight_of(pool, i) * agent;
+}
+
 /* scan_range keeps the least loaded of backends [from, to) in *best. */
-static void scan_range(const struct lb_pool *pool, const struct lb_ctx *ctx, bool weighted,
+static void scan_range(const struct lb_pool *pool, const struct lb_ctx *ctx, enum scan_mode mode,
                        uint32_t from, uint32_t to, int32_t *best, uint64_t *best_load,
                        uint32_t *best_w)
 {
 	for (uint32_t i = from; i < to; i++) {
 		uint64_t load = active_of(pool, i);
-		uint32_t w = weighted ? weight_of(pool, i) : 1;
+		uint32_t w = effective_weight(pool, i, mode);
 
 		if (lb_excluded(pool, ctx, i))
 			continue;
@@ -106,7 +126,7 @@ static void scan_range(const struct lb_pool *pool, const struct lb_ctx *ctx, boo
 }
 
 static int32_t scan_least(const struct lb_pool *pool, struct lb_local *local,
-                          const struct lb_ctx *ctx, bool weighted)
+                          const struct lb_ctx *ctx, enum scan_mode mode)
 {
 	uint32_t n = pool->num_backends;
 	uint32_t start;
@@ -119,21 +139,27 @@ static int32_t scan_least(const struct lb_pool *pool, struct lb_local *local,
 	/* Start each scan one further along, in two plain ranges (no division
 	 * per backend), so ties rotate. */
 	start = (uint32_t)(local->counter++ % n);
-	scan_range(pool, ctx, weighted, start, n, &best, &best_load, &best_w);
-	scan_range(pool, ctx, weighted, 0, start, &best, &best_load, &best_w);
+	scan_range(pool, ctx, mode, start, n, &best, &best_load, &best_w);
+	scan_range(pool, ctx, mode, 0, start, &best, &best_load, &best_w);
 	return best;
 }
 
 static int32_t least_conn_pick(const struct lb_pool *pool, struct lb_local *local,
                                const struct lb_ctx *ctx)
 {
-	return scan_least(pool, local, ctx, false);
+	return scan_least(pool, local, ctx, SCAN_PLAIN);
 }
 
 static int32_t weighted_least_conn_pick(const struct lb_pool *pool, struct lb_local *local,
                                         const struct lb_ctx *ctx)
 {
-	return scan_least(pool, local, ctx, true);
+	return scan_least(pool, local, ctx, SCAN_WEIGHTED);
+}
+
+static int32_t resource_pick(const struct lb_pool *pool, struct lb_local *local,
+                             const struct lb_ctx *ctx)
+{
+	return scan_least(pool, local, ctx, SCAN_RESOURCE);
 }
 
 /* two_candidates draws two distinct, not excluded backends; returns how
@@ -245,4 +271,13 @@ const struct balancer_ops balancer_least_time = {
         .build = least_build,
         .release = least_release,
         .pick = least_time_pick,
+};
+
+/* resource: weighted_least_conn where each weight is scaled by the spare
+ * capacity the backend's agent reports (core/health.c polls it). */
+const struct balancer_ops balancer_resource = {
+        .name = "resource",
+        .build = least_build,
+        .release = least_release,
+        .pick = resource_pick,
 };

@@ -337,6 +337,7 @@ enum field_kind {
 	F_HASH_KEY,   /* struct config_pool hash_key and hash_key_name */
 	F_HEALTH,     /* struct config_health, a nested mapping (health_table) */
 	F_PASSIVE,    /* struct config_passive, a nested mapping (passive_table) */
+	F_AGENT,      /* struct config_agent, a nested mapping (agent_table) */
 	F_CHECK_TYPE, /* "http" or "tcp" */
 	F_EXPECT,     /* status list: "200", "200-399", "200,204" */
 	F_LOG_PATH,   /* struct config_access_log path and enabled */
@@ -474,6 +475,15 @@ static const struct field passive_fields[] = {
 #undef T
 static const struct table passive_table = {passive_fields, RLB_ARRAY_LEN(passive_fields), -1};
 
+#define T struct config_agent
+static const struct field agent_fields[] = {
+        FIELD("path", T, path, F_PATH, 0, 0, 0),
+        FIELD("interval", T, interval_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("timeout", T, timeout_ms, F_DURATION, 0, 1, DUR_MAX),
+};
+#undef T
+static const struct table agent_table = {agent_fields, RLB_ARRAY_LEN(agent_fields), -1};
+
 #define T struct config_pool
 static const struct field pool_fields[] = {
         FIELD("name", T, name, F_POOL_NAME, FL_REQUIRED | FL_LINE, 0, 0),
@@ -491,6 +501,7 @@ static const struct field pool_fields[] = {
         FIELD("hash_balance_factor", T, hash_balance_factor, F_UINT, 0, 0, 1000),
         FIELD("health_check", T, health, F_HEALTH, 0, 0, 0),
         FIELD("passive_health", T, passive, F_PASSIVE, 0, 0, 0),
+        FIELD("agent", T, agent, F_AGENT, 0, 0, 0),
         FIELD("backends", T, backends, F_BACKENDS, FL_REQUIRED, 0, 0),
 };
 #undef T
@@ -573,13 +584,15 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		return "one of error, warn, info, debug";
 	case F_ALGORITHM:
 		return "one of round_robin, weighted_round_robin, least_conn, weighted_least_conn, "
-		       "random_two, least_time, ip_hash, hash";
+		       "random_two, least_time, ip_hash, hash, resource";
 	case F_HASH_KEY:
 		return "client_ip, uri, header:NAME or cookie:NAME";
 	case F_HEALTH:
 		return "a mapping of health check settings";
 	case F_PASSIVE:
 		return "a mapping of passive health settings";
+	case F_AGENT:
+		return "a mapping of load agent settings";
 	case F_CHECK_TYPE:
 		return "http or tcp";
 	case F_EXPECT:
@@ -678,6 +691,9 @@ static void pool_defaults(struct config_pool *pool)
 	pool->health.timeout_ms = 1000;
 	pool->health.rise = 2;
 	pool->health.fall = 3;
+	memcpy(pool->agent.path, "/load", 6);
+	pool->agent.interval_ms = 2000;
+	pool->agent.timeout_ms = 1000;
 	pool->passive.failures = 0;
 	pool->passive.ejection_ms = 10 * 1000;
 	pool->passive.ejection_max_ms = 5 * 60 * 1000;
@@ -920,6 +936,7 @@ static int parse_text(struct parse *p, const struct field *f, const yaml_node_t 
 const char *const config_algorithm_names[CONFIG_ALG_COUNT] = {
         "round_robin", "weighted_round_robin", "least_conn", "weighted_least_conn",
         "random_two",  "least_time",           "ip_hash",    "hash",
+        "resource",
 };
 
 /* parse_hash_key reads "client_ip", "uri", "header:NAME" or "cookie:NAME"
@@ -1222,6 +1239,17 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 	case F_EXPECT:
 	case F_LOG_PATH:
 		return parse_word(p, f, n, base);
+	case F_AGENT: {
+		struct config_agent *a = (struct config_agent *)(void *)((char *)base + f->offset);
+
+		a->enabled = true;
+		a->_line = node_line(n);
+		if (is_null(n))
+			return 1;
+		if (n->type != YAML_MAPPING_NODE)
+			return bad_value(p, f, n);
+		return parse_mapping(p, n, &agent_table, a, NULL);
+	}
 	case F_PASSIVE:
 		if (is_null(n))
 			return 1;
@@ -1668,6 +1696,20 @@ static int validate_pool(struct vctx *v, size_t i)
 		return 0;
 	if (!validate_hash(v, i))
 		return 0;
+	if ((pool->algorithm == CONFIG_ALG_RESOURCE) != pool->agent.enabled) {
+		snprintf(key, sizeof(key), "pools[%zu].%s", i,
+		         pool->agent.enabled ? "agent" : "algorithm");
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              pool->agent.enabled
+		                      ? "only applies to algorithm resource"
+		                      : "resource needs an agent section (agent: {path: /load})");
+	}
+	if (pool->agent.enabled && pool->agent.timeout_ms >= pool->agent.interval_ms) {
+		snprintf(key, sizeof(key), "pools[%zu].agent.timeout", i);
+		return errorf(v->err, v->err_len, c->source, or_root(c, pool->agent._line), key,
+		              "must be shorter than agent.interval (%llums)",
+		              (unsigned long long)pool->agent.interval_ms);
+	}
 	if (pool->passive.ejection_max_ms < pool->passive.ejection_ms) {
 		snprintf(key, sizeof(key), "pools[%zu].passive_health.ejection_max", i);
 		return errorf(v->err, v->err_len, c->source, line, key,

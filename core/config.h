@@ -56,6 +56,7 @@ enum config_algorithm {
 	CONFIG_ALG_LEAST_TIME,
 	CONFIG_ALG_IP_HASH,
 	CONFIG_ALG_HASH,
+	CONFIG_ALG_RESOURCE,
 	CONFIG_ALG_COUNT
 };
 
@@ -92,6 +93,15 @@ struct config_health {
 	uint32_t _line;       /* private to config.c: line of the section */
 };
 
+/* The load agent `resource` balancing polls on each backend. */
+struct config_agent {
+	bool enabled;         /* an agent section is present */
+	char path[256];       /* GET target on the backend's address, default "/load" */
+	uint64_t interval_ms; /* between two polls of one backend, default 2s */
+	uint64_t timeout_ms;  /* a poll taking longer fails (last report kept), default 1s */
+	uint32_t _line;       /* private to config.c: line of the section */
+};
+
 /* Passive health: eject a backend after consecutive failed requests. */
 struct config_passive {
 	uint32_t failures;        /* failed requests in a row that eject; 0 = off (default) */
@@ -110,6 +120,7 @@ struct config_pool {
 	char hash_key_name[CONFIG_NAME_MAX]; /* the header or cookie name */
 	struct config_health health;
 	struct config_passive passive;
+	struct config_agent agent;
 	uint32_t retry_budget; /* retries at most this % of recent requests (10 s), default 20; 0 =
 	                          off */
 	uint32_t retry_budget_min; /* retries always allowed per 10 s window, default 100 */

@@ -26,11 +26,15 @@
 #include <urcu-qsbr.h>
 
 #define HEALTH_TICK_MS 100
+/* checks[] holds the health check of backend uid at [uid] and its load
+ * agent poll at [SNAPSHOT_UIDS_MAX + uid]. */
+#define CHECK_SLOTS (2 * SNAPSHOT_UIDS_MAX)
 
 enum check_phase { CHECK_IDLE = 0, CHECK_CONNECTING, CHECK_SENDING, CHECK_READING };
 
 struct check {
 	uint32_t uid;
+	bool agent;   /* a load-agent poll, not a health check */
 	bool present; /* still in the current snapshot */
 	bool down;
 	uint8_t phase;
@@ -45,11 +49,11 @@ struct check {
 	uint32_t ok, fails;
 	char req[512];
 	size_t req_len, req_sent;
-	char resp[64];
+	char resp[512];
 	size_t resp_len;
 };
 
-static struct check **checks; /* [SNAPSHOT_UIDS_MAX] */
+static struct check **checks; /* [CHECK_SLOTS] */
 static pthread_t checker;
 static atomic_bool stop_checker;
 static bool started;
@@ -135,6 +139,53 @@ static void start_check(struct check *c, uint64_t now)
 	verdict(c, false, strerror(errno), now);
 }
 
+/* agent_verdict reads a load agent's answer (documented in the reference):
+ * a body with "weight=N%" (or "weight=N"), the share of its weight the
+ * backend offers, or "cpu=X mem=Y" (fractions, or percentages with %),
+ * whose busier resource decides: capacity = 1 - max(cpu, mem). The result
+ * goes to lb_live.agent_permille (at least 1 per mille). A poll that fails
+ * keeps the last report. */
+static void agent_verdict(struct check *c, uint64_t now)
+{
+	const char *body = strstr(c->resp, "\r\n\r\n");
+	int status = 0;
+	double weight = -1, cpu = -1, mem = -1;
+	long permille;
+
+	close_check(c);
+	c->due_ms = now + c->cfg.interval_ms;
+	if (sscanf(c->resp, "HTTP/1.%*1[01] %3d", &status) != 1 || status < 200 || status > 299 ||
+	    body == NULL) {
+		rlb_log(LOG_DEBUG, "agent of %s (pool %s): no usable answer", c->name, c->pool);
+		return;
+	}
+	for (const char *p = body + 4; *p != '\0'; p++) {
+		double v;
+		char pct = 0;
+		int used = 0;
+
+		if (sscanf(p, "weight=%lf%n%c", &v, &used, &pct) >= 1 && used > 0)
+			weight = pct == '%' || v > 1 ? v / 100.0 : v;
+		else if (sscanf(p, "cpu=%lf%n%c", &v, &used, &pct) >= 1 && used > 0)
+			cpu = pct == '%' || v > 1 ? v / 100.0 : v;
+		else if (sscanf(p, "mem=%lf%n%c", &v, &used, &pct) >= 1 && used > 0)
+			mem = pct == '%' || v > 1 ? v / 100.0 : v;
+		else
+			continue;
+		p += used > 0 ? used - 1 : 0;
+	}
+	if (weight < 0 && cpu < 0 && mem < 0) {
+		rlb_log(LOG_DEBUG, "agent of %s (pool %s): nothing to read", c->name, c->pool);
+		return;
+	}
+	if (weight < 0)
+		weight = 1.0 - (cpu > mem ? cpu : mem);
+	permille = (long)(weight * 1000.0 + 0.5);
+	permille = permille < 1 ? 1 : permille > 1000 ? 1000 : permille;
+	atomic_store_explicit(&c->live[c->uid].agent_permille, (uint32_t)permille,
+	                      memory_order_relaxed);
+}
+
 /* step advances a check whose socket is ready. */
 static void step(struct check *c, short revents, uint64_t now)
 {
@@ -174,6 +225,11 @@ static void step(struct check *c, short revents, uint64_t now)
 	if (n > 0)
 		c->resp_len += (size_t)n;
 	c->resp[c->resp_len] = '\0';
+	if (c->agent) {
+		if (n <= 0 || c->resp_len == sizeof(c->resp) - 1)
+			agent_verdict(c, now);
+		return;
+	}
 	if (c->resp_len >= 12 || n <= 0) {
 		int status = 0;
 
@@ -187,51 +243,75 @@ static void step(struct check *c, short revents, uint64_t now)
 	}
 }
 
+/* keep_check makes sure backend `b` of `sp` has its check (or agent poll)
+ * and refreshes what it copies from the snapshot. */
+static void keep_check(const struct snap_pool *sp, const struct lb_backend *b, bool agent,
+                       uint64_t now)
+{
+	uint32_t slot = agent ? SNAPSHOT_UIDS_MAX + b->uid : b->uid;
+	struct check *c = checks[slot];
+
+	if (c == NULL) {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			return;
+		c->fd = -1;
+		c->uid = b->uid;
+		c->agent = agent;
+		c->due_ms = now;
+		checks[slot] = c;
+	}
+	c->present = true;
+	if (agent) {
+		memset(&c->cfg, 0, sizeof(c->cfg));
+		c->cfg.type = CONFIG_CHECK_HTTP;
+		memcpy(c->cfg.path, sp->agent.path, sizeof(c->cfg.path));
+		c->cfg.interval_ms = sp->agent.interval_ms;
+		c->cfg.timeout_ms = sp->agent.timeout_ms;
+	} else {
+		c->cfg = sp->health;
+	}
+	c->live = sp->lb.live;
+	c->addr = b->addr;
+	c->addr_len = b->addr_len;
+	snprintf(c->name, sizeof(c->name), "%s", b->name);
+	snprintf(c->pool, sizeof(c->pool), "%s", sp->name);
+}
+
 /* sync_checks makes the check table follow the current snapshot. */
 static void sync_checks(uint64_t now)
 {
 	const struct snapshot *snap = snapshot_current();
 
-	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++)
+	for (uint32_t u = 0; u < CHECK_SLOTS; u++)
 		if (checks[u] != NULL)
 			checks[u]->present = false;
 	for (uint32_t p = 0; snap != NULL && p < snap->num_pools; p++) {
 		const struct snap_pool *sp = &snap->pools[p];
 
-		if (!sp->health.enabled || sp->lb.live == NULL)
+		if (sp->lb.live == NULL)
 			continue;
 		for (uint32_t i = 0; i < sp->lb.num_backends; i++) {
-			const struct lb_backend *b = &sp->lb.backends[i];
-			struct check *c = checks[b->uid];
-
-			if (c == NULL) {
-				c = calloc(1, sizeof(*c));
-				if (c == NULL)
-					continue;
-				c->fd = -1;
-				c->uid = b->uid;
-				c->due_ms = now;
-				checks[b->uid] = c;
-			}
-			c->present = true;
-			c->cfg = sp->health;
-			c->live = sp->lb.live;
-			c->addr = b->addr;
-			c->addr_len = b->addr_len;
-			snprintf(c->name, sizeof(c->name), "%s", b->name);
-			snprintf(c->pool, sizeof(c->pool), "%s", sp->name);
+			if (sp->health.enabled)
+				keep_check(sp, &sp->lb.backends[i], false, now);
+			if (sp->agent.enabled)
+				keep_check(sp, &sp->lb.backends[i], true, now);
 		}
 	}
-	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++) {
+	for (uint32_t u = 0; u < CHECK_SLOTS; u++) {
 		struct check *c = checks[u];
 
 		if (c == NULL || c->present)
 			continue;
-		/* No longer checked: whatever it was, it counts as up again. */
+		/* No longer checked: whatever it was, it counts as up again (and
+		 * without an agent, at full capacity). */
 		close_check(c);
-		if (c->live != NULL)
+		if (c->live != NULL && !c->agent)
 			atomic_fetch_and_explicit(&c->live[c->uid].down, ~LB_DOWN_ACTIVE,
 			                          memory_order_relaxed);
+		if (c->live != NULL && c->agent)
+			atomic_store_explicit(&c->live[c->uid].agent_permille, 0,
+			                      memory_order_relaxed);
 		free(c);
 		checks[u] = NULL;
 	}
@@ -277,7 +357,7 @@ static void check_turn(struct pollfd *pfds, struct check **polled)
 
 	sync_checks(now);
 	readmit(now);
-	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++) {
+	for (uint32_t u = 0; u < CHECK_SLOTS; u++) {
 		struct check *c = checks[u];
 
 		if (c == NULL)
@@ -314,8 +394,8 @@ static void check_turn(struct pollfd *pfds, struct check **polled)
 
 static void *checker_main(void *arg)
 {
-	struct pollfd *pfds = calloc(SNAPSHOT_UIDS_MAX, sizeof(*pfds));
-	struct check **polled = calloc(SNAPSHOT_UIDS_MAX, sizeof(*polled));
+	struct pollfd *pfds = calloc(CHECK_SLOTS, sizeof(*pfds));
+	struct check **polled = calloc(CHECK_SLOTS, sizeof(*polled));
 
 	(void)arg;
 	rcu_register_thread();
@@ -323,7 +403,7 @@ static void *checker_main(void *arg)
 		check_turn(pfds, polled);
 		rcu_quiescent_state();
 	}
-	for (uint32_t u = 0; u < SNAPSHOT_UIDS_MAX; u++) {
+	for (uint32_t u = 0; u < CHECK_SLOTS; u++) {
 		if (checks[u] != NULL)
 			close_check(checks[u]);
 		free(checks[u]);
@@ -337,7 +417,7 @@ static void *checker_main(void *arg)
 
 int health_start(void)
 {
-	checks = calloc(SNAPSHOT_UIDS_MAX, sizeof(*checks));
+	checks = calloc(CHECK_SLOTS, sizeof(*checks));
 	if (checks == NULL)
 		return 0;
 	atomic_store(&stop_checker, false);

@@ -57,6 +57,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->queue_timeout_ms = cp->queue_timeout_ms;
 	sp->health = cp->health;
 	sp->passive = cp->passive;
+	sp->agent = cp->agent;
 	sp->hash_key = cp->hash_key;
 	snprintf(sp->hash_key_name, sizeof(sp->hash_key_name), "%s", cp->hash_key_name);
 	sp->hash_key_len = strlen(sp->hash_key_name);

@@ -36,6 +36,7 @@ struct snap_pool {
 	struct lb_pool lb;
 	struct config_health health;
 	struct config_passive passive;
+	struct config_agent agent;
 	enum config_hash_key hash_key;
 	char hash_key_name[CONFIG_NAME_MAX];
 	size_t hash_key_len;

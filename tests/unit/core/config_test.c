@@ -603,7 +603,7 @@ static void test_error_pools(void **state)
 	             "    algorithm: fastest\n",
 	             "ringlb.yaml:4: pools[0].algorithm: expected one of round_robin, "
 	             "weighted_round_robin, least_conn, weighted_least_conn, random_two, "
-	             "least_time, ip_hash, hash, got \"fastest\"");
+	             "least_time, ip_hash, hash, resource, got \"fastest\"");
 	expect_error(
 	        "listeners: [\":80\"]\n"
 	        "pools:\n"
@@ -1324,6 +1324,44 @@ static void test_health_check(void **state)
 	             "health_check.interval (1000ms)");
 }
 
+/* agent: required by resource, refused elsewhere, defaults and settings. */
+static void test_agent(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = expect_ok("listeners: [\":80\"]\n"
+	                "pools:\n"
+	                "  - name: a\n"
+	                "    algorithm: resource\n"
+	                "    agent:\n"
+	                "    backends: [127.0.0.1:9001]\n"
+	                "  - name: b\n"
+	                "    algorithm: resource\n"
+	                "    agent: {path: /agent, interval: 5s, timeout: 2s}\n"
+	                "    backends: [127.0.0.1:9002]\n");
+	assert_int_equal(cfg->pools[0].algorithm, CONFIG_ALG_RESOURCE);
+	assert_true(cfg->pools[0].agent.enabled);
+	assert_string_equal(cfg->pools[0].agent.path, "/load");
+	assert_int_equal(cfg->pools[0].agent.interval_ms, 2000);
+	assert_int_equal(cfg->pools[0].agent.timeout_ms, 1000);
+	assert_string_equal(cfg->pools[1].agent.path, "/agent");
+	assert_int_equal(cfg->pools[1].agent.interval_ms, 5000);
+	assert_int_equal(cfg->pools[1].agent.timeout_ms, 2000);
+	del_cfg(cfg);
+	expect_error("listeners: [\":80\"]\npools:\n  - name: a\n    algorithm: resource\n"
+	             "    backends: [127.0.0.1:1]\n",
+	             "ringlb.yaml:3: pools[0].algorithm: resource needs an agent section (agent: "
+	             "{path: /load})");
+	expect_error("listeners: [\":80\"]\npools:\n  - name: a\n    agent: {}\n"
+	             "    backends: [127.0.0.1:1]\n",
+	             "ringlb.yaml:3: pools[0].agent: only applies to algorithm resource");
+	expect_error("listeners: [\":80\"]\npools:\n  - name: a\n    algorithm: resource\n"
+	             "    agent: {interval: 1s, timeout: 1s}\n    backends: [127.0.0.1:1]\n",
+	             "ringlb.yaml:5: pools[0].agent.timeout: must be shorter than agent.interval "
+	             "(1000ms)");
+}
+
 /* Only one YAML document per file: a stray "---" must not hide what follows
  * it from validation. */
 static void test_second_document_refused(void **state)
@@ -1382,6 +1420,7 @@ int main(void)
 	        cmocka_unit_test(test_failed_load_frees_cleanly),
 	        cmocka_unit_test(test_hash_options),
 	        cmocka_unit_test(test_health_check),
+	        cmocka_unit_test(test_agent),
 	        cmocka_unit_test(test_second_document_refused),
 	        cmocka_unit_test(test_null_err_buffer),
 	};

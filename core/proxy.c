@@ -1422,6 +1422,20 @@ static bool may_retry(struct shard *s, struct conn *c, enum up_fail why)
 		c->retried_reuse = true;
 		c->retry_fresh = true;
 		return true;
+	case UPF_IO:
+	case UPF_TIMEOUT:
+		/* The backend failed after the request reached it (reset, closed,
+		 * or silent past upstream_response) and the client has seen no
+		 * byte of a response: an idempotent request that can be replayed
+		 * whole (no body: body bytes are released once sent) goes to
+		 * another backend, within retries and the budget (RFC 9110
+		 * §9.2.2; nginx's proxy_next_upstream error timeout). */
+		if (!c->idempotent || c->req_total > 0 || c->req_phase != REQ_DONE ||
+		    c->tries > retries || snap->version != c->snap_version)
+			return false;
+		return budget_try_retry(pool_budget(s, snap, c->pool), s->now_ms,
+		                        snap->pools[c->pool].retry_budget,
+		                        snap->pools[c->pool].retry_budget_min);
 	default:
 		return false;
 	}

@@ -437,10 +437,6 @@ static bool pool_full(const struct snap_pool *sp)
 	return false;
 }
 
-/* reserve_backend picks a backend and takes its in-flight slot; a backend
- * that filled up between pick and reservation (another shard took the
- * last slot) is skipped and the pick made again. Returns its index, -1
- * when every candidate is full, -2 when there is none at all. */
 /* sticky_backend is the backend the client's sticky cookie names, if it
  * can take the request now (first try, usable, slot free). */
 static int32_t sticky_backend(const struct snap_pool *sp, struct conn *c)
@@ -458,6 +454,10 @@ static int32_t sticky_backend(const struct snap_pool *sp, struct conn *c)
 	return reserve(sp->lb.live, &sp->lb.backends[idx]) ? idx : -1;
 }
 
+/* reserve_backend picks a backend and takes its in-flight slot; a backend
+ * that filled up between pick and reservation (another shard took the
+ * last slot) is skipped and the pick made again. Returns its index, -1
+ * when every candidate is full, -2 when there is none at all. */
 static int32_t reserve_backend(struct shard *s, const struct snap_pool *sp, struct conn *c)
 {
 	uint64_t lost = 0;
@@ -465,7 +465,6 @@ static int32_t reserve_backend(struct shard *s, const struct snap_pool *sp, stru
 
 	if (sticky >= 0)
 		return sticky;
-
 	for (uint32_t attempt = 0; attempt < 8; attempt++) {
 		int32_t idx = pick_backend(s, sp, c, lost);
 

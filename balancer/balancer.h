@@ -34,6 +34,7 @@ struct lb_backend {
 	bool backup;        /* picked only in a backup round (lb_ctx.backups) */
 	uint32_t max_conns; /* at most this many in flight (lb_live.active); 0 = no limit */
 	uint64_t sticky_id; /* names it in a sticky cookie without revealing its address */
+	bool draining;      /* takes no new request; those in flight finish */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char name[64]; /* the address as configured, for logs */
@@ -136,7 +137,7 @@ static inline bool lb_excluded(const struct lb_pool *pool, const struct lb_ctx *
 {
 	if (i < 64 && ((ctx->exclude >> i) & 1) != 0)
 		return true;
-	if (pool->backends[i].backup != ctx->backups)
+	if (pool->backends[i].backup != ctx->backups || pool->backends[i].draining)
 		return true;
 	if (pool->backends[i].max_conns != 0 && pool->live != NULL &&
 	    atomic_load_explicit(&pool->live[pool->backends[i].uid].active, memory_order_relaxed) >=

@@ -331,6 +331,7 @@ enum field_kind {
 	F_POOL_REF,   /* char[CONFIG_NAME_MAX], resolved by config_validate */
 	F_HOST,       /* char[256], lower-cased */
 	F_PATH,       /* char[256] */
+	F_TOKEN,      /* char[256]: visible ASCII, no spaces (a secret) */
 	F_WORKERS,    /* "auto" or an integer */
 	F_LOG_LEVEL,  /* int 0..3 */
 	F_ALGORITHM,  /* enum config_algorithm */
@@ -384,11 +385,12 @@ struct table {
 enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
-	LINE_TIMEOUTS = LINE_TOP + 10,
+	LINE_TIMEOUTS = LINE_TOP + 11,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 7,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 4,
-	LINE_END = LINE_ACCESS_LOG + 2,
+	LINE_ADMIN = LINE_ACCESS_LOG + 2,
+	LINE_END = LINE_ADMIN + 2,
 };
 _Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
 
@@ -528,6 +530,14 @@ static const struct table backend_table = TABLE(backend_fields, -1);
 static const struct table pool_table = TABLE(pool_fields, -1);
 static const struct table route_table = TABLE(route_fields, -1);
 
+#define T struct config_admin
+static const struct field admin_fields[] = {
+        FIELD("address", T, addr, F_ADDR, 0, 0, 0),
+        FIELD("token", T, token, F_TOKEN, 0, 0, 0),
+};
+#undef T
+static const struct table admin_table = TABLE(admin_fields, LINE_ADMIN);
+
 #define T struct config
 static const struct field top_fields[] = {
         FIELD("workers", T, workers, F_WORKERS, 0, 0, 1024),
@@ -540,6 +550,7 @@ static const struct field top_fields[] = {
         SECTION("limits", limits, &limits_table),
         SECTION("buffers", buffers, &buffers_table),
         SECTION("access_log", access_log, &access_log_table),
+        SECTION("admin", admin, &admin_table),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -548,7 +559,8 @@ _Static_assert(RLB_ARRAY_LEN(top_fields) == LINE_TIMEOUTS - LINE_TOP, "top line 
 _Static_assert(RLB_ARRAY_LEN(timeouts_fields) == LINE_LIMITS - LINE_TIMEOUTS, "timeouts slots");
 _Static_assert(RLB_ARRAY_LEN(limits_fields) == LINE_BUFFERS - LINE_LIMITS, "limits slots");
 _Static_assert(RLB_ARRAY_LEN(buffers_fields) == LINE_ACCESS_LOG - LINE_BUFFERS, "buffers slots");
-_Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_END - LINE_ACCESS_LOG, "log slots");
+_Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_ADMIN - LINE_ACCESS_LOG, "log slots");
+_Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_END - LINE_ADMIN, "admin slots");
 
 /* expectation describes what a field accepts, for "expected X, got Y". */
 static const char *expectation(const struct field *f, char *out, size_t out_len)
@@ -578,6 +590,8 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		return "a host name or \"*.suffix\" of at most 255 characters";
 	case F_PATH:
 		return "a path prefix starting with \"/\" of at most 255 characters, no spaces";
+	case F_TOKEN:
+		return "1 to 255 visible ASCII characters, no spaces";
 	case F_WORKERS:
 		return "\"auto\" or an integer from 1 to 1024";
 	case F_LOG_LEVEL:
@@ -921,6 +935,11 @@ static int parse_text(struct parse *p, const struct field *f, const yaml_node_t 
 	case F_PATH:
 		ok = valid_path(v, len);
 		break;
+	case F_TOKEN:
+		ok = len > 0 && len < 256;
+		for (size_t i = 0; ok && i < len; i++)
+			ok = v[i] > 0x20 && v[i] < 0x7f;
+		break;
 	default:
 		RLB_ASSERT(0);
 	}
@@ -1229,6 +1248,7 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 	case F_POOL_REF:
 	case F_HOST:
 	case F_PATH:
+	case F_TOKEN:
 		return parse_text(p, f, n, base);
 	case F_BOOL:
 	case F_WORKERS:
@@ -1675,6 +1695,38 @@ static int validate_hash(struct vctx *v, size_t i)
 	return 1;
 }
 
+/* validate_admin turns the admin section on when it names an address, and
+ * refuses an admin API reachable beyond loopback without a token. */
+static int validate_admin(struct vctx *v)
+{
+	struct config *c = v->cfg;
+	struct config_admin *a = &c->admin;
+	bool loopback;
+
+	a->enabled = a->addr.len > 0;
+	if (!a->enabled) {
+		if (a->token[0] != '\0')
+			return errorf(v->err, v->err_len, c->source,
+			              or_root(c, c->_key_lines[LINE_ADMIN + 1]), "admin.address",
+			              "required when admin.token is set");
+		return 1;
+	}
+	if (a->addr.ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->addr.ss;
+
+		loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	} else {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->addr.ss;
+
+		loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+	}
+	if (!loopback && a->token[0] == '\0')
+		return errorf(v->err, v->err_len, c->source, or_root(c, c->_key_lines[LINE_ADMIN]),
+		              "admin.token",
+		              "required when admin.address is not a loopback address");
+	return 1;
+}
+
 static int validate_pool(struct vctx *v, size_t i)
 {
 	struct config *c = v->cfg;
@@ -1794,6 +1846,8 @@ int config_validate(struct config *cfg, char *err, size_t err_len)
 	struct vctx v = {.cfg = cfg, .err = err, .err_len = err_len};
 
 	if (!validate_top(&v) || !validate_sizes(&v) || !validate_listeners(&v))
+		return 0;
+	if (!validate_admin(&v))
 		return 0;
 	if (cfg->num_pools == 0)
 		return errorf(err, err_len, cfg->source,

@@ -44,6 +44,7 @@ struct config_backend {
 	uint32_t weight;          /* 1..1000, default 1 */
 	bool backup;              /* used only when no other backend of the pool is usable */
 	uint32_t max_connections; /* requests in flight at once, all shards; 0 = no limit */
+	bool draining;            /* set through the admin API: no new requests */
 	uint32_t _line;           /* private to config.c: line of `address`, 0 if not from a file */
 };
 
@@ -174,6 +175,13 @@ struct config_buffers {
 	uint32_t ring_entries; /* io_uring SQ entries per shard, power of two, default 4096 */
 };
 
+/* The admin listener (JSON API for live changes); off unless configured. */
+struct config_admin {
+	bool enabled;
+	struct config_addr addr;
+	char token[256]; /* bearer token; required unless addr is a loopback address */
+};
+
 struct config_access_log {
 	bool enabled;
 	char path[512];         /* file path, or "-" or "stdout" */
@@ -194,6 +202,7 @@ struct config {
 	struct config_limits limits;
 	struct config_buffers buffers;
 	struct config_access_log access_log;
+	struct config_admin admin;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
 	/* Private to config.c: the line of each top-level and section key read
 	 * from a file (0 for a default or the command line), so that

@@ -5,6 +5,7 @@
  * access log lines the shards queue, and publishes new snapshots. It never
  * touches a shard's state directly.
  */
+#include "core/admin.h"
 #include "core/config.h"
 #include "core/demo.h"
 #include "core/health.h"
@@ -47,8 +48,8 @@ struct control {
 	struct uid_registry *reg;
 	struct shard *shards;
 	uint32_t num_shards;
-	uint64_t version;
 	int alog_fd;
+	struct control_plane cp; /* shared with the admin thread */
 };
 
 static void usage(FILE *f)
@@ -291,11 +292,36 @@ static void drain_logs(void *arg)
  * pools and backends it describes. What shards sized at start-up (workers,
  * listeners, buffers, limits, client timeouts) needs a restart. A file that
  * does not load is refused and the running configuration stays. */
+/* adopt_pools moves the pools and routes of `next` into `cfg` (whose other
+ * sections shards read and must not change under them) and leaves `next`
+ * holding the old ones, to be freed. */
+static void adopt_pools(struct config *cfg, struct config *next)
+{
+	size_t np = cfg->num_pools, nr = cfg->num_routes;
+	struct config_route *routes = cfg->routes;
+	struct config_pool *tmp = rlb_xcalloc(CONFIG_POOLS_MAX, sizeof(*tmp));
+
+	memcpy(tmp, cfg->pools, sizeof(cfg->pools));
+	memcpy(cfg->pools, next->pools, sizeof(cfg->pools));
+	memcpy(next->pools, tmp, sizeof(next->pools));
+	free(tmp);
+	cfg->num_pools = next->num_pools;
+	next->num_pools = np;
+	cfg->routes = next->routes;
+	cfg->num_routes = next->num_routes;
+	next->routes = routes;
+	next->num_routes = nr;
+}
+
+/* reload loads the configuration file again and publishes the routes,
+ * pools and backends it describes (admin changes made since are replaced
+ * by the file). What shards sized at start-up (workers, listeners, buffers,
+ * limits, client timeouts) needs a restart. A file that does not load is
+ * refused and the running configuration stays. */
 static void reload(struct control *ctl)
 {
 	struct config *next = rlb_xcalloc(1, sizeof(*next));
 	char err[CONFIG_ERR_MAX];
-	struct snapshot *snap, *old;
 
 	if (ctl->config_path == NULL) {
 		rlb_log(LOG_WARN, "SIGHUP ignored: no configuration file (-c) to reload");
@@ -308,20 +334,21 @@ static void reload(struct control *ctl)
 		free(next);
 		return;
 	}
-	snap = snapshot_build(next, ctl->reg, ++ctl->version, err, sizeof(err));
-	if (snap == NULL) {
+	pthread_mutex_lock(&ctl->cp.lock);
+	adopt_pools(ctl->cfg, next);
+	if (!control_publish(&ctl->cp, err, sizeof(err))) {
+		adopt_pools(ctl->cfg, next); /* put the running pools back */
+		pthread_mutex_unlock(&ctl->cp.lock);
 		rlb_log(LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
 		config_free(next);
 		free(next);
 		return;
 	}
-	old = snapshot_publish(snap);
-	synchronize_rcu(); /* every shard has passed a quiescent state */
-	snapshot_free(old);
+	pthread_mutex_unlock(&ctl->cp.lock);
 	config_free(next);
 	free(next);
 	rlb_log(LOG_INFO, "configuration reloaded from %s (version %llu)", ctl->config_path,
-	        (unsigned long long)ctl->version);
+	        (unsigned long long)ctl->cp.version);
 }
 
 static int control_loop(struct control *ctl)
@@ -354,6 +381,9 @@ static int control_loop(struct control *ctl)
 static int run(struct config *cfg, const char *config_path)
 {
 	struct control ctl = {.cfg = cfg, .config_path = config_path, .alog_fd = -1};
+
+	pthread_mutex_init(&ctl.cp.lock, NULL);
+	ctl.cp.cfg = cfg;
 	char err[CONFIG_ERR_MAX];
 	struct snapshot *snap;
 	int status;
@@ -365,6 +395,7 @@ static int run(struct config *cfg, const char *config_path)
 	ctl.num_shards = count_workers(cfg);
 	raise_nofile(cfg, ctl.num_shards);
 	ctl.reg = rlb_xcalloc(1, sizeof(*ctl.reg));
+	ctl.cp.reg = ctl.reg;
 	/* One cache line of live load per backend uid, shared by all shards
 	 * and every snapshot: 16384 x 64 bytes = 1 MiB. */
 	ctl.reg->live = aligned_alloc(LB_CACHELINE, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
@@ -374,7 +405,7 @@ static int run(struct config *cfg, const char *config_path)
 		return EXIT_START;
 	}
 	memset(ctl.reg->live, 0, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
-	snap = snapshot_build(cfg, ctl.reg, ++ctl.version, err, sizeof(err));
+	snap = snapshot_build(cfg, ctl.reg, ++ctl.cp.version, err, sizeof(err));
 	if (snap == NULL) {
 		fprintf(stderr, "ringlb: %s\n", err);
 		free(ctl.reg->live);
@@ -401,7 +432,10 @@ static int run(struct config *cfg, const char *config_path)
 			        cfg->listeners[i].addr.text, ctl.num_shards);
 		if (!health_start())
 			rlb_log(LOG_ERROR, "cannot start the health checker: backends count as up");
+		if (!admin_start(&ctl.cp, err, sizeof(err)))
+			rlb_log(LOG_ERROR, "%s: the admin API is off", err);
 		status = control_loop(&ctl) == 0 ? EXIT_OK : EXIT_START;
+		admin_stop();
 		health_stop(); /* before the last snapshot is freed: it reads it */
 		ctl.shards = NULL;
 		rlb_log(LOG_INFO, "stopped");

@@ -913,7 +913,7 @@ static int sticky_field(struct shard *s, struct conn *c, char *out, size_t cap)
 	int n;
 
 	(void)s;
-	if (snap->version != c->snap_version || c->pool >= snap->num_pools)
+	if (c->pool >= snap->num_pools || snap->pools[c->pool].sticky_cookie_len == 0)
 		return 0;
 	sp = &snap->pools[c->pool];
 	n = snprintf(out, cap, "Set-Cookie: %s=%016llx; Path=/; HttpOnly\r\n", sp->sticky_cookie,
@@ -1400,14 +1400,17 @@ static bool may_retry(struct shard *s, struct conn *c, enum up_fail why)
 
 	if (c->req_head < 0 || c->resp_started || c->resp_phase > RESP_HEAD)
 		return false;
-	if (snap->version == c->snap_version && c->pool < snap->num_pools)
-		retries = snap->pools[c->pool].retries;
+	/* Pool indexes survive admin changes (which add no pool); a reload
+	 * that renumbers pools only costs a request the pool's settings. */
+	if (c->pool >= snap->num_pools)
+		return false;
+	retries = snap->pools[c->pool].retries;
 	switch (why) {
 	case UPF_CONNECT:
 	case UPF_CONNECT_TIMEOUT:
 		/* Nothing reached the backend: safe for any method, within the
 		 * pool's retry budget (a failing fleet is not hammered). */
-		if (c->tries > retries || snap->version != c->snap_version)
+		if (c->tries > retries)
 			return false;
 		return budget_try_retry(pool_budget(s, snap, c->pool), s->now_ms,
 		                        snap->pools[c->pool].retry_budget,
@@ -1431,7 +1434,7 @@ static bool may_retry(struct shard *s, struct conn *c, enum up_fail why)
 		 * another backend, within retries and the budget (RFC 9110
 		 * §9.2.2; nginx's proxy_next_upstream error timeout). */
 		if (!c->idempotent || c->req_total > 0 || c->req_phase != REQ_DONE ||
-		    c->tries > retries || snap->version != c->snap_version)
+		    c->tries > retries)
 			return false;
 		return budget_try_retry(pool_budget(s, snap, c->pool), s->now_ms,
 		                        snap->pools[c->pool].retry_budget,

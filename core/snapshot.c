@@ -86,6 +86,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 		b->weight = cp->backends[i].weight;
 		b->backup = cp->backends[i].backup;
 		b->max_conns = cp->backends[i].max_connections;
+		b->draining = cp->backends[i].draining;
 		/* XXH3 of "pool/address" with a fixed seed: stable across restarts
 		 * and shards, and it reveals nothing about the address. */
 		b->sticky_id = sticky_id(cp->name, cp->backends[i].addr.text);

@@ -566,7 +566,7 @@ void up_finish(struct shard *s, struct upconn *u, bool reusable)
 
 	if (u->state != UP_ACTIVE)
 		return;
-	if (c != NULL && snap->version == c->snap_version && c->pool < snap->num_pools)
+	if (c != NULL && c->pool < snap->num_pools)
 		keep = snap->pools[c->pool].keepalive;
 	if (!reusable || s->idle[u->backend_uid].count >= keep) {
 		up_close(s, u);

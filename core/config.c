@@ -332,6 +332,7 @@ enum field_kind {
 	F_HOST,       /* char[256], lower-cased */
 	F_PATH,       /* char[256] */
 	F_TOKEN,      /* char[256]: visible ASCII, no spaces (a secret) */
+	F_METHOD,     /* char[16]: GET, HEAD or OPTIONS */
 	F_WORKERS,    /* "auto" or an integer */
 	F_LOG_LEVEL,  /* int 0..3 */
 	F_ALGORITHM,  /* enum config_algorithm */
@@ -452,6 +453,7 @@ static const struct field backend_fields[] = {
         FIELD("weight", T, weight, F_UINT, 0, 1, 1000),
         FIELD("backup", T, backup, F_BOOL, 0, 0, 1),
         FIELD("max_connections", T, max_connections, F_UINT, 0, 0, 1000000),
+        FIELD("health_check", T, health, F_HEALTH, 0, 0, 0),
 };
 #undef T
 
@@ -459,6 +461,8 @@ static const struct field backend_fields[] = {
 static const struct field health_fields[] = {
         FIELD("type", T, type, F_CHECK_TYPE, 0, 0, 0),
         FIELD("path", T, path, F_PATH, 0, 0, 0),
+        FIELD("method", T, method, F_METHOD, 0, 0, 0),
+        FIELD("host", T, host, F_HOST, 0, 0, 0),
         FIELD("expect", T, num_expect, F_EXPECT, 0, 0, 0),
         FIELD("interval", T, interval_ms, F_DURATION, 0, 1, DUR_MAX),
         FIELD("timeout", T, timeout_ms, F_DURATION, 0, 1, DUR_MAX),
@@ -592,6 +596,8 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		return "a path prefix starting with \"/\" of at most 255 characters, no spaces";
 	case F_TOKEN:
 		return "1 to 255 visible ASCII characters, no spaces";
+	case F_METHOD:
+		return "GET, HEAD or OPTIONS";
 	case F_WORKERS:
 		return "\"auto\" or an integer from 1 to 1024";
 	case F_LOG_LEVEL:
@@ -685,6 +691,21 @@ static int find_field(const struct table *t, const char *key)
 
 /* ---- defaults ---- */
 
+static void health_defaults(struct config_health *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->type = CONFIG_CHECK_HTTP;
+	memcpy(h->path, "/", 2);
+	memcpy(h->method, "GET", 4);
+	h->num_expect = 1;
+	h->expect_lo[0] = 200;
+	h->expect_hi[0] = 399;
+	h->interval_ms = 2000;
+	h->timeout_ms = 1000;
+	h->rise = 2;
+	h->fall = 3;
+}
+
 static void pool_defaults(struct config_pool *pool)
 {
 	memset(pool, 0, sizeof(*pool));
@@ -696,15 +717,7 @@ static void pool_defaults(struct config_pool *pool)
 	pool->retry_budget_min = 100;
 	pool->queue_max = 1024;
 	pool->queue_timeout_ms = 5000;
-	pool->health.type = CONFIG_CHECK_HTTP;
-	memcpy(pool->health.path, "/", 2);
-	pool->health.num_expect = 1;
-	pool->health.expect_lo[0] = 200;
-	pool->health.expect_hi[0] = 399;
-	pool->health.interval_ms = 2000;
-	pool->health.timeout_ms = 1000;
-	pool->health.rise = 2;
-	pool->health.fall = 3;
+	health_defaults(&pool->health);
 	memcpy(pool->agent.path, "/load", 6);
 	pool->agent.interval_ms = 2000;
 	pool->agent.timeout_ms = 1000;
@@ -934,6 +947,9 @@ static int parse_text(struct parse *p, const struct field *f, const yaml_node_t 
 		break;
 	case F_PATH:
 		ok = valid_path(v, len);
+		break;
+	case F_METHOD:
+		ok = strcmp(v, "GET") == 0 || strcmp(v, "HEAD") == 0 || strcmp(v, "OPTIONS") == 0;
 		break;
 	case F_TOKEN:
 		ok = len > 0 && len < 256;
@@ -1170,6 +1186,9 @@ static int parse_backends(struct parse *p, const struct field *f, const yaml_nod
 		size_t old = path_push(p, NULL, i);
 		struct config_backend *b = &pool->backends[pool->num_backends++];
 		b->weight = 1;
+		/* A backend's own health_check replaces its pool's; the keys it
+		 * leaves out take the defaults, whatever the pool says. */
+		health_defaults(&b->health);
 		if (!parse_item(p, item, &backend_table, b, &b->_line))
 			return 0;
 		path_pop(p, old);
@@ -1249,6 +1268,7 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 	case F_HOST:
 	case F_PATH:
 	case F_TOKEN:
+	case F_METHOD:
 		return parse_text(p, f, n, base);
 	case F_BOOL:
 	case F_WORKERS:
@@ -1767,6 +1787,17 @@ static int validate_pool(struct vctx *v, size_t i)
 		return errorf(v->err, v->err_len, c->source, line, key,
 		              "must be at least passive_health.ejection (%llums)",
 		              (unsigned long long)pool->passive.ejection_ms);
+	}
+	for (size_t b = 0; b < pool->num_backends; b++) {
+		const struct config_health *h = &pool->backends[b].health;
+
+		if (h->enabled && h->timeout_ms >= h->interval_ms) {
+			snprintf(key, sizeof(key), "pools[%zu].backends[%zu].health_check.timeout",
+			         i, b);
+			return errorf(v->err, v->err_len, c->source, or_root(c, h->_line), key,
+			              "must be shorter than health_check.interval (%llums)",
+			              (unsigned long long)h->interval_ms);
+		}
 	}
 	if (pool->health.enabled && pool->health.timeout_ms >= pool->health.interval_ms) {
 		snprintf(key, sizeof(key), "pools[%zu].health_check.timeout", i);

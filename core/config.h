@@ -39,13 +39,37 @@ struct config_listener {
 	uint32_t _line;   /* private to config.c: line of `address`, 0 if not from a file */
 };
 
+enum config_check_type {
+	CONFIG_CHECK_HTTP = 0, /* connect, GET path, accept the listed statuses */
+	CONFIG_CHECK_TCP,      /* connect only */
+};
+
+#define CONFIG_EXPECT_MAX 8
+
+/* Active health checks of a pool's backends (run off the request path). */
+struct config_health {
+	bool enabled;        /* a health_check section is present */
+	uint32_t type;       /* enum config_check_type, default http */
+	char path[256];      /* http: request target, default "/" */
+	char method[16];     /* http: GET (default), HEAD or OPTIONS */
+	char host[256];      /* http: Host field; empty = the backend's address */
+	uint32_t num_expect; /* http: accepted status ranges, default 200-399 */
+	uint16_t expect_lo[CONFIG_EXPECT_MAX], expect_hi[CONFIG_EXPECT_MAX];
+	uint64_t interval_ms; /* between two checks of one backend, default 2s */
+	uint64_t timeout_ms;  /* a check taking longer fails, default 1s, < interval */
+	uint32_t rise;        /* successes in a row to mark a backend up, default 2 */
+	uint32_t fall;        /* failures in a row to mark it down, default 3 */
+	uint32_t _line;       /* private to config.c: line of the section */
+};
+
 struct config_backend {
 	struct config_addr addr;
-	uint32_t weight;          /* 1..1000, default 1 */
-	bool backup;              /* used only when no other backend of the pool is usable */
-	uint32_t max_connections; /* requests in flight at once, all shards; 0 = no limit */
-	bool draining;            /* set through the admin API: no new requests */
-	uint32_t _line;           /* private to config.c: line of `address`, 0 if not from a file */
+	uint32_t weight;             /* 1..1000, default 1 */
+	bool backup;                 /* used only when no other backend of the pool is usable */
+	uint32_t max_connections;    /* requests in flight at once, all shards; 0 = no limit */
+	bool draining;               /* set through the admin API: no new requests */
+	struct config_health health; /* its own checks, overriding the pool's (if enabled) */
+	uint32_t _line; /* private to config.c: line of `address`, 0 if not from a file */
 };
 
 enum config_algorithm {
@@ -71,27 +95,6 @@ enum config_hash_key {
 	CONFIG_HASH_URI,       /* "uri": the request target as received */
 	CONFIG_HASH_HEADER,    /* "header:NAME": the first NAME field's value */
 	CONFIG_HASH_COOKIE,    /* "cookie:NAME": the value of cookie NAME */
-};
-
-enum config_check_type {
-	CONFIG_CHECK_HTTP = 0, /* connect, GET path, accept the listed statuses */
-	CONFIG_CHECK_TCP,      /* connect only */
-};
-
-#define CONFIG_EXPECT_MAX 8
-
-/* Active health checks of a pool's backends (run off the request path). */
-struct config_health {
-	bool enabled;        /* a health_check section is present */
-	uint32_t type;       /* enum config_check_type, default http */
-	char path[256];      /* http: request target, default "/" */
-	uint32_t num_expect; /* http: accepted status ranges, default 200-399 */
-	uint16_t expect_lo[CONFIG_EXPECT_MAX], expect_hi[CONFIG_EXPECT_MAX];
-	uint64_t interval_ms; /* between two checks of one backend, default 2s */
-	uint64_t timeout_ms;  /* a check taking longer fails, default 1s, < interval */
-	uint32_t rise;        /* successes in a row to mark a backend up, default 2 */
-	uint32_t fall;        /* failures in a row to mark it down, default 3 */
-	uint32_t _line;       /* private to config.c: line of the section */
 };
 
 /* The load agent `resource` balancing polls on each backend. */

@@ -47,7 +47,7 @@ struct check {
 	struct lb_live *live;
 	uint64_t due_ms, deadline_ms;
 	uint32_t ok, fails;
-	char req[512];
+	char req[1024];
 	size_t req_len, req_sent;
 	char resp[512];
 	size_t resp_len;
@@ -126,9 +126,10 @@ static void start_check(struct check *c, uint64_t now)
 	c->req_len = 0;
 	if (c->cfg.type == CONFIG_CHECK_HTTP) {
 		int n = snprintf(c->req, sizeof(c->req),
-		                 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ringlb-health\r\n"
+		                 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ringlb-health\r\n"
 		                 "Connection: close\r\n\r\n",
-		                 c->cfg.path, c->name);
+		                 c->cfg.method[0] ? c->cfg.method : "GET", c->cfg.path,
+		                 c->cfg.host[0] ? c->cfg.host : c->name);
 
 		c->req_len = n > 0 && (size_t)n < sizeof(c->req) ? (size_t)n : 0;
 	}
@@ -245,8 +246,8 @@ static void step(struct check *c, short revents, uint64_t now)
 
 /* keep_check makes sure backend `b` of `sp` has its check (or agent poll)
  * and refreshes what it copies from the snapshot. */
-static void keep_check(const struct snap_pool *sp, const struct lb_backend *b, bool agent,
-                       uint64_t now)
+static void keep_check(const struct snap_pool *sp, const struct lb_backend *b,
+                       const struct config_health *own, bool agent, uint64_t now)
 {
 	uint32_t slot = agent ? SNAPSHOT_UIDS_MAX + b->uid : b->uid;
 	struct check *c = checks[slot];
@@ -269,7 +270,7 @@ static void keep_check(const struct snap_pool *sp, const struct lb_backend *b, b
 		c->cfg.interval_ms = sp->agent.interval_ms;
 		c->cfg.timeout_ms = sp->agent.timeout_ms;
 	} else {
-		c->cfg = sp->health;
+		c->cfg = own != NULL ? *own : sp->health;
 	}
 	c->live = sp->lb.live;
 	c->addr = b->addr;
@@ -292,10 +293,14 @@ static void sync_checks(uint64_t now)
 		if (sp->lb.live == NULL)
 			continue;
 		for (uint32_t i = 0; i < sp->lb.num_backends; i++) {
-			if (sp->health.enabled)
-				keep_check(sp, &sp->lb.backends[i], false, now);
+			const struct config_health *own =
+			        sp->backend_health != NULL ? &sp->backend_health[i] : NULL;
+
+			if ((own != NULL && own->enabled) || sp->health.enabled)
+				keep_check(sp, &sp->lb.backends[i],
+				           own != NULL && own->enabled ? own : NULL, false, now);
 			if (sp->agent.enabled)
-				keep_check(sp, &sp->lb.backends[i], true, now);
+				keep_check(sp, &sp->lb.backends[i], NULL, true, now);
 		}
 	}
 	for (uint32_t u = 0; u < CHECK_SLOTS; u++) {

@@ -56,6 +56,9 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 	sp->queue_max = cp->queue_max;
 	sp->queue_timeout_ms = cp->queue_timeout_ms;
 	sp->health = cp->health;
+	sp->backend_health = rlb_xcalloc(cp->num_backends, sizeof(*sp->backend_health));
+	for (size_t i = 0; i < cp->num_backends; i++)
+		sp->backend_health[i] = cp->backends[i].health;
 	sp->passive = cp->passive;
 	sp->agent = cp->agent;
 	sp->hash_key = cp->hash_key;
@@ -149,6 +152,8 @@ void snapshot_free(struct snapshot *s)
 			s->pools[i].lb.ops->release(&s->pools[i].lb);
 		free(s->pools[i].lb.backends);
 		s->pools[i].lb.backends = NULL;
+		free(s->pools[i].backend_health);
+		s->pools[i].backend_health = NULL;
 	}
 	free(s->pools);
 	s->pools = NULL;

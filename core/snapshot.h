@@ -35,6 +35,7 @@ struct snap_pool {
 	char name[CONFIG_NAME_MAX];
 	struct lb_pool lb;
 	struct config_health health;
+	struct config_health *backend_health; /* [lb.num_backends]; enabled = overrides `health` */
 	struct config_passive passive;
 	struct config_agent agent;
 	enum config_hash_key hash_key;

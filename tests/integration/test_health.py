@@ -537,3 +537,32 @@ def test_health_config_errors(t):
         t.check(m, "error line not of the form FILE:LINE: KEY: what: %r" % lines[0])
         t.eq(m.group("file"), name, "file in %r" % lines[0])
         t.eq(m.group("key"), key, "key in the error for %r" % settings)
+
+
+# -- method, host and per-backend checks -------------------------------------------
+
+
+def test_health_method_host_and_backend_override(t):
+    # The pool checks with HEAD and a Host of its choosing; one backend has its
+    # own health_check (GET on /own), which replaces the pool's for it alone.
+    pooled = CheckedBackend(t, "pooled", check_path="/healthz", check_status=200)
+    own = CheckedBackend(t, "own", check_path="/own", check_status=200)
+    cfg = health_config(t, [pooled.address, own.address],
+                        {"path": "/healthz", "method": "HEAD", "host": "health.example"})
+    cfg["pools"][0]["backends"][1]["health_check"] = {
+        "path": "/own", "interval": "200ms", "timeout": "150ms"}
+    proxy = t.ringlb(cfg)
+    time.sleep(1.0)
+    with pooled.lock, own.lock:
+        pooled_checks, own_checks = list(pooled.checks), list(own.checks)
+    t.check(len(pooled_checks) >= 2 and len(own_checks) >= 2,
+            "checks: %d pooled, %d own" % (len(pooled_checks), len(own_checks)))
+    for _, method, target, _, headers in pooled_checks:
+        fields = {k.lower(): v for k, v in headers}
+        t.eq((method, target, fields.get("host")), ("HEAD", "/healthz", "health.example"),
+             "the pool's check")
+    for _, method, target, _, headers in own_checks:
+        fields = {k.lower(): v for k, v in headers}
+        t.eq((method, target, fields.get("host")), ("GET", "/own", own.address),
+             "the backend's own check")
+    t.check("is down" not in proxy.proc.stderr_text(), "a healthy backend was marked down")

@@ -1324,6 +1324,36 @@ static void test_health_check(void **state)
 	             "health_check.interval (1000ms)");
 }
 
+/* health_check method and host, and a backend's own health_check, which
+ * replaces the pool's and takes the defaults for what it leaves out. */
+static void test_health_method_host_backend(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = expect_ok("listeners: [\":80\"]\n"
+	                "pools:\n"
+	                "  - name: a\n"
+	                "    backends:\n"
+	                "      - address: 127.0.0.1:9001\n"
+	                "        health_check: {path: /own}\n"
+	                "      - 127.0.0.1:9002\n"
+	                "    health_check: {method: HEAD, host: Example.COM, interval: 5s}\n");
+	assert_string_equal(cfg->pools[0].health.method, "HEAD");
+	assert_string_equal(cfg->pools[0].health.host, "example.com");
+	assert_int_equal(cfg->pools[0].health.interval_ms, 5000);
+	assert_true(cfg->pools[0].backends[0].health.enabled);
+	assert_string_equal(cfg->pools[0].backends[0].health.path, "/own");
+	assert_string_equal(cfg->pools[0].backends[0].health.method, "GET");
+	assert_int_equal(cfg->pools[0].backends[0].health.interval_ms, 2000);
+	assert_false(cfg->pools[0].backends[1].health.enabled);
+	del_cfg(cfg);
+	expect_error("listeners: [\":80\"]\npools:\n  - name: a\n    backends: [127.0.0.1:1]\n"
+	             "    health_check: {method: POST}\n",
+	             "ringlb.yaml:5: pools[0].health_check.method: expected GET, HEAD or OPTIONS, "
+	             "got \"POST\"");
+}
+
 /* agent: required by resource, refused elsewhere, defaults and settings. */
 static void test_agent(void **state)
 {
@@ -1421,6 +1451,7 @@ int main(void)
 	        cmocka_unit_test(test_hash_options),
 	        cmocka_unit_test(test_health_check),
 	        cmocka_unit_test(test_agent),
+	        cmocka_unit_test(test_health_method_host_backend),
 	        cmocka_unit_test(test_second_document_refused),
 	        cmocka_unit_test(test_null_err_buffer),
 	};

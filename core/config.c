@@ -333,6 +333,7 @@ enum field_kind {
 	F_PATH,       /* char[256] */
 	F_TOKEN,      /* char[256]: visible ASCII, no spaces (a secret) */
 	F_METHOD,     /* char[16]: GET, HEAD or OPTIONS */
+	F_ADMIN,      /* struct config_admin, a nested mapping (admin_table) */
 	F_WORKERS,    /* "auto" or an integer */
 	F_LOG_LEVEL,  /* int 0..3 */
 	F_ALGORITHM,  /* enum config_algorithm */
@@ -554,7 +555,7 @@ static const struct field top_fields[] = {
         SECTION("limits", limits, &limits_table),
         SECTION("buffers", buffers, &buffers_table),
         SECTION("access_log", access_log, &access_log_table),
-        SECTION("admin", admin, &admin_table),
+        FIELD("admin", T, admin, F_ADMIN, 0, 0, 0),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -598,6 +599,8 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		return "1 to 255 visible ASCII characters, no spaces";
 	case F_METHOD:
 		return "GET, HEAD or OPTIONS";
+	case F_ADMIN:
+		return "a mapping of admin API settings";
 	case F_WORKERS:
 		return "\"auto\" or an integer from 1 to 1024";
 	case F_LOG_LEVEL:
@@ -1290,6 +1293,16 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 			return bad_value(p, f, n);
 		return parse_mapping(p, n, &agent_table, a, NULL);
 	}
+	case F_ADMIN: {
+		struct config_admin *a = (struct config_admin *)(void *)((char *)base + f->offset);
+
+		a->enabled = true;
+		if (is_null(n))
+			return 1;
+		if (n->type != YAML_MAPPING_NODE)
+			return bad_value(p, f, n);
+		return parse_mapping(p, n, &admin_table, a, NULL);
+	}
 	case F_PASSIVE:
 		if (is_null(n))
 			return 1;
@@ -1723,14 +1736,11 @@ static int validate_admin(struct vctx *v)
 	struct config_admin *a = &c->admin;
 	bool loopback;
 
-	a->enabled = a->addr.len > 0;
-	if (!a->enabled) {
-		if (a->token[0] != '\0')
-			return errorf(v->err, v->err_len, c->source,
-			              or_root(c, c->_key_lines[LINE_ADMIN + 1]), "admin.address",
-			              "required when admin.token is set");
+	if (!a->enabled)
 		return 1;
-	}
+	/* An admin section without an address listens on loopback. */
+	if (a->addr.len == 0 && !config_parse_addr(CONFIG_ADMIN_DEFAULT, &a->addr))
+		return errorf(v->err, v->err_len, c->source, 0, "admin.address", "internal error");
 	if (a->addr.ss.ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->addr.ss;
 

@@ -178,9 +178,11 @@ struct config_buffers {
 	uint32_t ring_entries; /* io_uring SQ entries per shard, power of two, default 4096 */
 };
 
+#define CONFIG_ADMIN_DEFAULT "127.0.0.1:9090"
+
 /* The admin listener (JSON API for live changes); off unless configured. */
 struct config_admin {
-	bool enabled;
+	bool enabled; /* an admin section is present */
 	struct config_addr addr;
 	char token[256]; /* bearer token; required unless addr is a loopback address */
 };

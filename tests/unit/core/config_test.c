@@ -1354,6 +1354,31 @@ static void test_health_method_host_backend(void **state)
 	             "got \"POST\"");
 }
 
+/* admin: off without the section, loopback by default with it, and a token
+ * required beyond loopback. */
+static void test_admin_section(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = expect_ok("listeners: [\":80\"]\npools: [{name: a, backends: [127.0.0.1:1]}]\n");
+	assert_false(cfg->admin.enabled);
+	del_cfg(cfg);
+	cfg = expect_ok("listeners: [\":80\"]\npools: [{name: a, backends: [127.0.0.1:1]}]\n"
+	                "admin:\n");
+	assert_true(cfg->admin.enabled);
+	assert_string_equal(cfg->admin.addr.text, "127.0.0.1:9090");
+	del_cfg(cfg);
+	cfg = expect_ok("listeners: [\":80\"]\npools: [{name: a, backends: [127.0.0.1:1]}]\n"
+	                "admin: {address: \"0.0.0.0:9\", token: t0k3n}\n");
+	assert_string_equal(cfg->admin.token, "t0k3n");
+	del_cfg(cfg);
+	expect_error("listeners: [\":80\"]\npools: [{name: a, backends: [127.0.0.1:1]}]\n"
+	             "admin: {address: \"0.0.0.0:9\"}\n",
+	             "ringlb.yaml:3: admin.token: required when admin.address is not a loopback "
+	             "address");
+}
+
 /* agent: required by resource, refused elsewhere, defaults and settings. */
 static void test_agent(void **state)
 {
@@ -1451,6 +1476,7 @@ int main(void)
 	        cmocka_unit_test(test_hash_options),
 	        cmocka_unit_test(test_health_check),
 	        cmocka_unit_test(test_agent),
+	        cmocka_unit_test(test_admin_section),
 	        cmocka_unit_test(test_health_method_host_backend),
 	        cmocka_unit_test(test_second_document_refused),
 	        cmocka_unit_test(test_null_err_buffer),

@@ -50,7 +50,8 @@ struct lb_live {
 	_Atomic uint32_t fails;          /* consecutive failed requests (passive checks) */
 	_Atomic uint32_t ejections;      /* passive ejections in a row (back-off grows) */
 	_Atomic uint32_t agent_permille; /* capacity the backend's agent reports; 0 = none yet */
-	char _pad[LB_CACHELINE - 2 * sizeof(uint64_t) - 6 * sizeof(uint32_t)];
+	_Atomic int32_t last_check; /* last health check: HTTP status, 1 tcp ok, -errno; 0 = none */
+	char _pad[LB_CACHELINE - 2 * sizeof(uint64_t) - 7 * sizeof(uint32_t)];
 } __attribute__((aligned(LB_CACHELINE)));
 
 #define LB_DOWN_ACTIVE  1u /* active health checks failed (the checker sets and clears) */

@@ -90,9 +90,27 @@ static const char *backend_state(const struct lb_live *live, const struct config
 	return "up";
 }
 
+/* check_text renders the last health check: null (none yet), the HTTP
+ * status, "tcp ok", or the error ("ETIMEDOUT" as its strerror text). */
+static const char *check_text(const struct lb_live *l, char *buf, size_t cap)
+{
+	int32_t v = l != NULL ? atomic_load(&l->last_check) : 0;
+
+	if (v == 0)
+		return "null";
+	if (v == 1)
+		snprintf(buf, cap, "\"tcp ok\"");
+	else if (v > 1)
+		snprintf(buf, cap, "%d", v);
+	else
+		snprintf(buf, cap, "\"%s\"", strerror(-v));
+	return buf;
+}
+
 static void list_pools(struct control_plane *cp, struct reply *r)
 {
 	const struct snapshot *snap = snapshot_current();
+	char check[96];
 
 	out(r, "{\"version\": %llu, \"pools\": [", (unsigned long long)cp->version);
 	for (size_t p = 0; p < cp->cfg->num_pools && p < snap->num_pools; p++) {
@@ -109,11 +127,12 @@ static void list_pools(struct control_plane *cp, struct reply *r)
 			out(r,
 			    "%s\n    {\"address\": \"%s\", \"weight\": %u, \"backup\": %s, "
 			    "\"max_connections\": %u, \"state\": \"%s\", \"active\": %u, "
-			    "\"ewma_us\": %u, \"agent_permille\": %u}",
+			    "\"ewma_us\": %u, \"agent_permille\": %u, \"last_check\": %s}",
 			    i ? "," : "", b->addr.text, b->weight, b->backup ? "true" : "false",
 			    b->max_connections, backend_state(sp->lb.live, b, uid),
 			    l ? atomic_load(&l->active) : 0, l ? atomic_load(&l->ewma_us) : 0,
-			    l ? atomic_load(&l->agent_permille) : 0);
+			    l ? atomic_load(&l->agent_permille) : 0,
+			    check_text(l, check, sizeof(check)));
 		}
 		out(r, "]}");
 	}

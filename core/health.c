@@ -50,6 +50,7 @@ struct check {
 	char req[1024];
 	size_t req_len, req_sent;
 	char resp[512];
+	int32_t result; /* what the admin API shows: HTTP status, 1 tcp ok, -errno */
 	size_t resp_len;
 };
 
@@ -79,6 +80,15 @@ static void close_check(struct check *c)
 static void verdict(struct check *c, bool ok, const char *reason, uint64_t now)
 {
 	close_check(c);
+	if (c->agent) {
+		/* A load agent that cannot be reached says nothing about the
+		 * backend's health: keep its last report, try again later. */
+		c->due_ms = now + c->cfg.interval_ms;
+		rlb_log(LOG_DEBUG, "agent of %s (pool %s): %s", c->name, c->pool,
+		        reason != NULL ? reason : "no answer");
+		return;
+	}
+	atomic_store_explicit(&c->live[c->uid].last_check, c->result, memory_order_relaxed);
 	c->due_ms = now + c->cfg.interval_ms;
 	if (ok) {
 		c->fails = 0;
@@ -116,6 +126,7 @@ static void start_check(struct check *c, uint64_t now)
 	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0) {
+		c->result = -errno;
 		verdict(c, false, "socket() failed", now);
 		return;
 	}
@@ -137,6 +148,7 @@ static void start_check(struct check *c, uint64_t now)
 		c->phase = CHECK_CONNECTING;
 		return;
 	}
+	c->result = -errno;
 	verdict(c, false, strerror(errno), now);
 }
 
@@ -198,12 +210,14 @@ static void step(struct check *c, short revents, uint64_t now)
 	if (c->phase == CHECK_CONNECTING) {
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err != 0 || (revents & (POLLERR | POLLHUP)) != 0) {
+			c->result = -(err ? err : ECONNREFUSED);
 			snprintf(reason, sizeof(reason), "connect: %s",
 			         strerror(err ? err : ECONNREFUSED));
 			verdict(c, false, reason, now);
 			return;
 		}
 		if (c->cfg.type == CONFIG_CHECK_TCP) {
+			c->result = 1;
 			verdict(c, true, NULL, now);
 			return;
 		}
@@ -212,6 +226,7 @@ static void step(struct check *c, short revents, uint64_t now)
 	if (c->phase == CHECK_SENDING) {
 		n = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
 		if (n < 0 && errno != EAGAIN) {
+			c->result = -errno;
 			verdict(c, false, "send failed", now);
 			return;
 		}
@@ -235,11 +250,13 @@ static void step(struct check *c, short revents, uint64_t now)
 		int status = 0;
 
 		if (sscanf(c->resp, "HTTP/1.%*1[01] %3d", &status) != 1) {
+			c->result = -EPROTO;
 			verdict(c, false,
 			        n <= 0 ? "closed without a response" : "not an HTTP response", now);
 			return;
 		}
 		snprintf(reason, sizeof(reason), "status %d", status);
+		c->result = status;
 		verdict(c, status_expected(&c->cfg, status), reason, now);
 	}
 }
@@ -392,6 +409,7 @@ static void check_turn(struct pollfd *pfds, struct check **polled)
 		if (c->phase != CHECK_IDLE && now >= c->deadline_ms) {
 			snprintf(reason, sizeof(reason), "timeout after %llums",
 			         (unsigned long long)c->cfg.timeout_ms);
+			c->result = -ETIMEDOUT;
 			verdict(c, false, reason, now);
 		}
 	}

@@ -140,3 +140,24 @@ def test_admin_beyond_loopback_needs_a_token(t):
     t.eq(p.returncode, 1, "exit status")
     t.check("admin.token: required when admin.address is not a loopback address" in p.stderr,
             "message: %r" % p.stderr)
+
+
+@timeout(30)
+def test_admin_lists_check_results(t):
+    b1 = t.backend("b1")
+    dead = "127.0.0.1:%d" % free_port()
+    admin = free_port()
+    cfg = t.config([b1, dead])
+    cfg["pools"][0]["health_check"] = {"interval": "100ms", "timeout": "80ms", "rise": 1,
+                                       "fall": 1}
+    cfg["admin"] = {"address": "127.0.0.1:%d" % admin}
+    t.ringlb(cfg)
+    wait_port(admin, t.slow(5))
+    time.sleep(t.slow(0.6))
+    status, listing = api(t, admin, "GET", "/api/pools")
+    t.eq(status, 200, "GET /api/pools")
+    by_addr = {b["address"]: b for b in listing["pools"][0]["backends"]}
+    t.eq((by_addr[b1.address]["state"], by_addr[b1.address]["last_check"]), ("up", 200),
+         "the live backend")
+    t.eq(by_addr[dead]["state"], "down", "the dead backend's state")
+    t.eq(by_addr[dead]["last_check"], "Connection refused", "the dead backend's last check")

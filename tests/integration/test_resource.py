@@ -90,3 +90,24 @@ def test_resource_needs_an_agent(t):
     t.eq(p.returncode, 1, "exit status")
     t.check("pools[0].algorithm: resource needs an agent section" in p.stderr,
             "error message: %r" % p.stderr)
+
+
+@timeout(30)
+def test_unreachable_agent_does_not_mark_backends_down(t):
+    # The agent path sleeps past the poll timeout: polls fail, but a load
+    # agent says nothing about health, so the backends stay in service.
+    b1, b2 = t.backend("b1"), t.backend("b2")
+    cfg = t.config([b1, b2])
+    pool = cfg["pools"][0]
+    pool["algorithm"] = "resource"
+    pool["agent"] = {"path": "/sleep/300", "interval": "150ms", "timeout": "50ms"}
+    proxy = t.ringlb(cfg)
+    time.sleep(t.slow(1.0))
+    t.check("is down" not in proxy.proc.stderr_text(), "an agent timeout marked a backend down")
+    seen = set()
+    c = t.connect(proxy.port)
+    for _ in range(20):
+        resp = c.request("GET", "/")
+        t.eq(resp.status, 200, "status")
+        seen.add(served_by(resp))
+    t.eq(seen, {"b1", "b2"}, "backends serving with silent agents")

@@ -566,3 +566,35 @@ def test_health_method_host_and_backend_override(t):
         t.eq((method, target, fields.get("host")), ("GET", "/own", own.address),
              "the backend's own check")
     t.check("is down" not in proxy.proc.stderr_text(), "a healthy backend was marked down")
+
+
+def test_health_kill_under_wrk(t):
+    # The issue's own scenario: a bounded wrk load (3 s, 8 connections)
+    # through ringlb while one of three backends is killed; wrk must report
+    # neither socket errors nor non-2xx answers.
+    import shutil
+    import subprocess
+
+    wrk = shutil.which("wrk")
+    if not wrk:
+        t.skip("wrk not installed")
+    backends = [t.backend("b%d" % i) for i in range(1, 4)]
+    proxy = t.ringlb(health_config(t, backends, retries=2))
+    killer = threading.Timer(1.0, backends[1].kill)
+    killer.start()
+    try:
+        p = subprocess.run([wrk, "-t", "1", "-c", "8", "-d", "3s", "--timeout", "5s",
+                            "http://127.0.0.1:%d/" % proxy.port],
+                           capture_output=True, text=True, timeout=t.slow(20))
+    finally:
+        killer.join(5)
+    out = p.stdout
+    t.log(out)
+    t.eq(p.returncode, 0, "wrk exit status")
+    t.check("Socket errors" not in out, "wrk saw socket errors:\n%s" % out)
+    t.check("Non-2xx" not in out, "wrk saw non-2xx answers:\n%s" % out)
+    m = re.search(r"(\d+) requests in", out)
+    t.check(m is not None and int(m.group(1)) > 1000, "too few requests:\n%s" % out)
+    t.note("wrk: %s requests through the kill of one of three backends, none failed"
+           % (m.group(1) if m else "?"))
+    t.check(down_needle(backends[1].address) in proxy.proc.stderr_text(), "b2 never marked down")

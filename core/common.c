@@ -1,6 +1,21 @@
 /* core/common.c — assertion failure and boot-time allocation. */
 #include "core/common.h"
 
+#include <time.h>
+
+uint64_t rlb_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t rlb_now_ms(void)
+{
+	return rlb_now_us() / 1000;
+}
+
 void rlb_assert_fail(const char *cond, const char *file, int line)
 {
 	fprintf(stderr, "ringlb: assertion failed: %s (%s:%d)\n", cond, file, line);

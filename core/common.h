@@ -42,6 +42,11 @@ __attribute__((noreturn, cold)) void rlb_assert_fail(const char *cond, const cha
 #define RLB_ASSERT_HOT(cond) ((void)0)
 #endif
 
+/* rlb_now_ms and rlb_now_us read CLOCK_MONOTONIC, the one clock every
+ * thread's deadlines and timestamps share (shards, checker, control). */
+uint64_t rlb_now_ms(void);
+uint64_t rlb_now_us(void);
+
 /* rlb_xmalloc allocates at boot or on the control thread; it dies on OOM,
  * because a process that cannot build its configuration cannot serve. */
 void *rlb_xcalloc(size_t num, size_t size);

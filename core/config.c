@@ -1693,6 +1693,22 @@ static int validate_listeners(struct vctx *v)
 	return 1;
 }
 
+/* timeout_fits checks a periodic probe's timeout < interval (health checks
+ * and load agents), reporting "SECTION_KEY.timeout: must be shorter than
+ * SECTION.interval". */
+static int timeout_fits(struct vctx *v, const char *section_key, const char *section,
+                        uint64_t timeout_ms, uint64_t interval_ms, uint32_t line)
+{
+	char key[160];
+
+	if (timeout_ms < interval_ms)
+		return 1;
+	snprintf(key, sizeof(key), "%s.timeout", section_key);
+	return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), key,
+	              "must be shorter than %s.interval (%llums)", section,
+	              (unsigned long long)interval_ms);
+}
+
 /* validate_hash ties the hash options to the algorithm: hash needs a key,
  * ip_hash always hashes the client address, and the balance factor only
  * means something for the two hashing algorithms. */
@@ -1786,12 +1802,10 @@ static int validate_pool(struct vctx *v, size_t i)
 		                      ? "only applies to algorithm resource"
 		                      : "resource needs an agent section (agent: {path: /load})");
 	}
-	if (pool->agent.enabled && pool->agent.timeout_ms >= pool->agent.interval_ms) {
-		snprintf(key, sizeof(key), "pools[%zu].agent.timeout", i);
-		return errorf(v->err, v->err_len, c->source, or_root(c, pool->agent._line), key,
-		              "must be shorter than agent.interval (%llums)",
-		              (unsigned long long)pool->agent.interval_ms);
-	}
+	snprintf(key, sizeof(key), "pools[%zu].agent", i);
+	if (pool->agent.enabled && !timeout_fits(v, key, "agent", pool->agent.timeout_ms,
+	                                         pool->agent.interval_ms, pool->agent._line))
+		return 0;
 	if (pool->passive.ejection_max_ms < pool->passive.ejection_ms) {
 		snprintf(key, sizeof(key), "pools[%zu].passive_health.ejection_max", i);
 		return errorf(v->err, v->err_len, c->source, line, key,
@@ -1801,20 +1815,15 @@ static int validate_pool(struct vctx *v, size_t i)
 	for (size_t b = 0; b < pool->num_backends; b++) {
 		const struct config_health *h = &pool->backends[b].health;
 
-		if (h->enabled && h->timeout_ms >= h->interval_ms) {
-			snprintf(key, sizeof(key), "pools[%zu].backends[%zu].health_check.timeout",
-			         i, b);
-			return errorf(v->err, v->err_len, c->source, or_root(c, h->_line), key,
-			              "must be shorter than health_check.interval (%llums)",
-			              (unsigned long long)h->interval_ms);
-		}
+		snprintf(key, sizeof(key), "pools[%zu].backends[%zu].health_check", i, b);
+		if (h->enabled &&
+		    !timeout_fits(v, key, "health_check", h->timeout_ms, h->interval_ms, h->_line))
+			return 0;
 	}
-	if (pool->health.enabled && pool->health.timeout_ms >= pool->health.interval_ms) {
-		snprintf(key, sizeof(key), "pools[%zu].health_check.timeout", i);
-		return errorf(v->err, v->err_len, c->source, or_root(c, pool->health._line), key,
-		              "must be shorter than health_check.interval (%llums)",
-		              (unsigned long long)pool->health.interval_ms);
-	}
+	snprintf(key, sizeof(key), "pools[%zu].health_check", i);
+	if (pool->health.enabled && !timeout_fits(v, key, "health_check", pool->health.timeout_ms,
+	                                          pool->health.interval_ms, pool->health._line))
+		return 0;
 	if (pool->num_backends == 0 || pool->backends == NULL) {
 		snprintf(key, sizeof(key), "pools[%zu].backends", i);
 		return errorf(v->err, v->err_len, c->source, line, key,

@@ -11,6 +11,8 @@
 #define _LGPL_SOURCE
 #include "core/health.h"
 
+#include "core/common.h"
+
 #include "core/log.h"
 #include "core/snapshot.h"
 
@@ -58,14 +60,6 @@ static struct check **checks; /* [CHECK_SLOTS] */
 static pthread_t checker;
 static atomic_bool stop_checker;
 static bool started;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void close_check(struct check *c)
 {
@@ -373,7 +367,7 @@ static void readmit(uint64_t now)
 
 static void check_turn(struct pollfd *pfds, struct check **polled)
 {
-	uint64_t now = now_ms();
+	uint64_t now = rlb_now_ms();
 	int timeout = HEALTH_TICK_MS;
 	nfds_t n = 0;
 
@@ -399,7 +393,7 @@ static void check_turn(struct pollfd *pfds, struct check **polled)
 	else
 		usleep((useconds_t)timeout * 1000);
 	rcu_thread_online();
-	now = now_ms();
+	now = rlb_now_ms();
 	for (nfds_t i = 0; i < n; i++) {
 		struct check *c = polled[i];
 		char reason[64];

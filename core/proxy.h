@@ -75,9 +75,6 @@ void up_note_response_time(struct shard *s, struct upconn *u, uint64_t t_pick_us
  * for its pool `pool`; a good one resets the count. */
 void up_report(struct shard *s, struct upconn *u, uint32_t pool, bool ok);
 
-/* up_now_us is a monotonic clock in microseconds. */
-uint64_t up_now_us(void);
-
 /* up_send_more sends what `c` has ready for its backend, if nothing is in
  * flight. */
 void up_send_more(struct shard *s, struct upconn *u);

@@ -41,14 +41,6 @@ struct shard_boot {
 	_Atomic int state; /* 0 starting, 1 running, -1 failed */
 };
 
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void shard_request_stop(void)
 {
 	atomic_store(&stop_requested, true);
@@ -199,7 +191,7 @@ static int shard_setup(struct shard *s)
 	                      ? cfg->limits.header_bytes_max
 	                      : cfg->limits.response_header_bytes_max;
 
-	s->now_ms = monotonic_ms();
+	s->now_ms = rlb_now_ms();
 	timer_wheel_init(&s->wheel, s->now_ms, TIMER_TICK_MS);
 	set_limits(s);
 	for (uint32_t i = 0; i < CONFIG_LISTENERS_MAX; i++)
@@ -489,7 +481,7 @@ static void shard_loop(struct shard *s)
 		rcu_thread_offline();
 		ring_wait(&s->ring, s->wheel.armed > 0 ? TIMER_TICK_MS : 100);
 		rcu_thread_online();
-		s->now_ms = monotonic_ms();
+		s->now_ms = rlb_now_ms();
 		do {
 			n = ring_reap(&s->ring, cqes, REAP_BATCH);
 			for (uint32_t i = 0; i < n; i++)

@@ -19,14 +19,6 @@ static uint64_t sticky_id(const char *pool, const char *addr)
 	return XXH3_64bits_withSeed(key, n > 0 ? (size_t)n : 0, 0x737469636b79ull);
 }
 
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int32_t registry_uid(struct uid_registry *reg, const char *pool, const char *addr)
 {
 	char key[sizeof(reg->keys[0])];
@@ -85,7 +77,7 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 		/* A backend added by a reload enters service now (slow start);
 		 * the first snapshot's backends count as in service all along. */
 		if (reg->live != NULL && (uint32_t)uid >= known && reloading)
-			atomic_store(&reg->live[uid].up_since_ms, monotonic_ms());
+			atomic_store(&reg->live[uid].up_since_ms, rlb_now_ms());
 		b->weight = cp->backends[i].weight;
 		b->backup = cp->backends[i].backup;
 		b->max_conns = cp->backends[i].max_connections;

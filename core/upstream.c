@@ -292,14 +292,6 @@ void up_report(struct shard *s, struct upconn *u, uint32_t pool, bool ok)
 		eject(s, l, sp, u->backend_uid);
 }
 
-uint64_t up_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 void up_note_response_time(struct shard *s, struct upconn *u, uint64_t t_pick_us)
 {
 	_Atomic uint32_t *e;
@@ -309,7 +301,7 @@ void up_note_response_time(struct shard *s, struct upconn *u, uint64_t t_pick_us
 	if (u->live == NULL)
 		return;
 	e = &u->live[u->backend_uid].ewma_us;
-	sample = up_now_us() - t_pick_us;
+	sample = rlb_now_us() - t_pick_us;
 	sample = sample < UINT32_MAX ? sample : UINT32_MAX;
 	sample = sample ? sample : 1;
 	/* EWMA with weight 1/8. Shards update it without a lock: a lost
@@ -501,7 +493,7 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 	if (idx < 64)
 		c->tried |= 1ull << idx;
 	c->backend_uid = b->uid;
-	c->t_pick_us = up_now_us();
+	c->t_pick_us = rlb_now_us();
 	u = fresh ? NULL : s->idle[b->uid].head;
 	if (u != NULL) {
 		idle_remove(s, u);

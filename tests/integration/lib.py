@@ -867,3 +867,21 @@ def io_uring_available():
         return True
     except (ImportError, OSError, AttributeError):
         return True  # cannot probe: let ringlb's start-up tell
+
+
+def served_by(resp):
+    """The backend name a test backend put in its Server field
+    ("test-backend/NAME"), or None."""
+    server = resp.get("server") or ""
+    return server.split("/", 1)[1] if "/" in server else None
+
+
+def wait_stderr(t, proxy, text, secs, count=1):
+    """Waits until `text` appears `count` times in the proxy's stderr; returns
+    the time it did. Fails the test after `secs` (scaled for sanitizers)."""
+    deadline = time.monotonic() + t.slow(secs)
+    while time.monotonic() < deadline:
+        if proxy.proc.stderr_text().count(text) >= count:
+            return time.monotonic()
+        time.sleep(0.02)
+    t.fail("no %r in the log within %.1fs:\n%s" % (text, secs, proxy.proc.stderr_tail()))

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 
-from lib import Conn, free_port, timeout, wait_port
+from lib import Conn, free_port, served_by, timeout, wait_port
 
 
 def api(t, port, method, path, body=None, token=None):
@@ -25,10 +25,6 @@ def api(t, port, method, path, body=None, token=None):
     c.close()
     return resp.status, (json.loads(resp.body) if resp.body else None)
 
-
-def served_by(resp):
-    server = resp.get("server") or ""
-    return server.split("/", 1)[1] if "/" in server else None
 
 
 class Load:

@@ -9,12 +9,8 @@ slow requests (/sleep/MS) hold a backend busy while other requests are sent.
 import threading
 import time
 
-from lib import timeout
+from lib import served_by, timeout
 
-
-def served_by(resp):
-    server = resp.get("server") or ""
-    return server.split("/", 1)[1] if "/" in server else None
 
 
 def slow_request(t, port, ms, out):

@@ -19,7 +19,7 @@ import threading
 import time
 
 from lib import (HERE, BackendProc, Conn, Proc, TestFailure, _read_line_with_timeout,
-                 backend_mod, timeout)
+                 backend_mod, served_by, timeout)
 
 FAST = {"interval": "200ms", "timeout": "150ms", "rise": 2, "fall": 2}
 # interval × fall + timeout = 0.55 s and interval × rise + timeout = 0.55 s;
@@ -31,10 +31,6 @@ ERROR_LINE = re.compile(r"^(?P<file>[^\n:]+):(?P<line>\d+): (?P<key>[^\s:]+): (?
 
 # -- helpers ------------------------------------------------------------------
 
-
-def served_by(resp):
-    server = resp.get("server") or ""
-    return server.split("/", 1)[1] if "/" in server else None
 
 
 def health_config(t, backends, check=None, algorithm="round_robin", retries=1, **overrides):

@@ -10,21 +10,9 @@ requests then avoid it.
 
 import time
 
-from lib import closed_port, timeout
+from lib import closed_port, served_by, timeout, wait_stderr
 
 
-def wait_log(t, proxy, text, secs, count=1):
-    deadline = time.monotonic() + t.slow(secs)
-    while time.monotonic() < deadline:
-        if proxy.proc.stderr_text().count(text) >= count:
-            return time.monotonic()
-        time.sleep(0.05)
-    t.fail("no %r in the log within %.1fs:\n%s" % (text, secs, proxy.proc.stderr_tail()))
-
-
-def served_by(resp):
-    server = resp.get("server") or ""
-    return server.split("/", 1)[1] if "/" in server else None
 
 
 @timeout(60)
@@ -38,12 +26,12 @@ def test_refused_backend_is_ejected_and_returns(t):
     c = t.connect(proxy.port)
     for i in range(10):
         t.eq(c.request("GET", "/").status, 200, "status of request %d" % i)
-    wait_log(t, proxy, "backend %s (pool app) is ejected for 1000ms" % dead, 2)
-    wait_log(t, proxy, "backend %s (pool app) is back after its ejection" % dead, 3)
+    wait_stderr(t, proxy, "backend %s (pool app) is ejected for 1000ms" % dead, 2)
+    wait_stderr(t, proxy, "backend %s (pool app) is back after its ejection" % dead, 3)
     for i in range(10):
         t.eq(c.request("GET", "/").status, 200, "status after the return %d" % i)
     # Failing again right away: the second ejection lasts twice as long.
-    wait_log(t, proxy, "backend %s (pool app) is ejected for 2000ms" % dead, 3)
+    wait_stderr(t, proxy, "backend %s (pool app) is ejected for 2000ms" % dead, 3)
 
 
 @timeout(60)
@@ -59,7 +47,7 @@ def test_5xx_answers_eject_a_backend(t):
     # requests give one backend its 3rd failure and the other only 2.
     for _ in range(5):
         c.request("GET", "/status/503")
-    wait_log(t, proxy, "is ejected for 30000ms", 2, count=1)
+    wait_stderr(t, proxy, "is ejected for 30000ms", 2, count=1)
     text = proxy.proc.stderr_text()
     t.eq(text.count("is ejected"), 1, "ejections after 5 failures split 3/2")
     ejected = "good" if ("backend %s (pool app) is ejected" % good.address) in text else "bad"

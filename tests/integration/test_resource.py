@@ -12,7 +12,7 @@ the shares must swap when the reports swap.
 import threading
 import time
 
-from lib import backend_mod, timeout
+from lib import backend_mod, served_by, timeout
 
 
 class AgentBackend(backend_mod.Backend):
@@ -33,10 +33,6 @@ class AgentBackend(backend_mod.Backend):
             return False
         return super().handle(sock, reader, req)
 
-
-def served_by(resp):
-    server = resp.get("server") or ""
-    return server.split("/", 1)[1] if "/" in server else None
 
 
 def shares(t, port, n=60, conc=6):

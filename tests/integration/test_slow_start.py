@@ -9,22 +9,10 @@ and once the ramp is over it is back to about half.
 
 import time
 
-from lib import timeout
+from lib import served_by, timeout, wait_stderr
 from test_health import backend_on_port
 
 
-def served_by(resp):
-    server = resp.get("server") or ""
-    return server.split("/", 1)[1] if "/" in server else None
-
-
-def wait_log(t, proxy, text, secs, count=1):
-    deadline = time.monotonic() + t.slow(secs)
-    while time.monotonic() < deadline:
-        if proxy.proc.stderr_text().count(text) >= count:
-            return
-        time.sleep(0.02)
-    t.fail("no %r in the log within %.1fs" % (text, secs))
 
 
 def share(t, port, name, n):
@@ -48,9 +36,9 @@ def test_slow_start_ramps_a_recovered_backend(t):
     proxy = t.ringlb(cfg)
     t.check(0.35 < share(t, proxy.port, "b2", 100) < 0.65, "b2's share before its failure")
     b2.kill()
-    wait_log(t, proxy, "backend 127.0.0.1:%d (pool app) is down" % port2, 3)
+    wait_stderr(t, proxy, "backend 127.0.0.1:%d (pool app) is down" % port2, 3)
     backend_on_port(t, "b2", port2)
-    wait_log(t, proxy, "backend 127.0.0.1:%d (pool app) is up" % port2, 3)
+    wait_stderr(t, proxy, "backend 127.0.0.1:%d (pool app) is up" % port2, 3)
     early = share(t, proxy.port, "b2", 200)
     time.sleep(t.slow(3.2))
     late = share(t, proxy.port, "b2", 200)

@@ -10,12 +10,8 @@ are plain connections that echo the cookie back by hand.
 import re
 import time
 
-from lib import timeout
+from lib import served_by, timeout
 
-
-def served_by(resp):
-    server = resp.get("server") or ""
-    return server.split("/", 1)[1] if "/" in server else None
 
 
 def set_cookie(resp):

@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CONN_IOV_MAX       16
 #define ACCEPT_WAITING_MAX 256  /* connections parked while the slab is full */
@@ -258,6 +259,8 @@ struct shard {
 	bool draining;
 	uint64_t drain_deadline_ms;
 	struct alog_queue alog;
+	time_t log_when;   /* the second log_date was formatted for */
+	char log_date[32]; /* access-log date, "27/Nov/2026:18:59:05 +0000" */
 	struct shard_stats stats;
 	char err[256];
 	int exit_status;

@@ -1066,18 +1066,24 @@ static void release_upstream(struct shard *s, struct conn *c)
 static void txn_log(struct shard *s, struct conn *c)
 {
 	char line[ALOG_LINE_MAX];
-	char when[64];
-	struct tm tm;
-	time_t now = time(NULL);
+	time_t now;
 	int n;
 
 	if (!s->cfg->access_log.enabled)
 		return;
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+	/* The date changes once a second: format it then, not per request. */
+	now = time(NULL);
+	if (now != s->log_when) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(s->log_date, sizeof(s->log_date), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+		s->log_when = now;
+	}
 	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu %llums\n",
-	             c->peer, when, c->method[0] ? c->method : "-", c->target[0] ? c->target : "-",
-	             c->http10 ? 0 : 1, c->status, (unsigned long long)c->bytes_out,
+	             c->peer, s->log_date, c->method[0] ? c->method : "-",
+	             c->target[0] ? c->target : "-", c->http10 ? 0 : 1, c->status,
+	             (unsigned long long)c->bytes_out,
 	             (unsigned long long)(s->now_ms - c->t_start_ms));
 	if (n > 0)
 		shard_alog_push(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

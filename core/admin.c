@@ -74,6 +74,42 @@ int control_publish(struct control_plane *cp, char *err, size_t err_len)
 	return 1;
 }
 
+int control_reload_tls(struct control_plane *cp, const struct config *from, char *err,
+                       size_t err_len)
+{
+	struct tls_server *fresh[CONFIG_LISTENERS_MAX] = {0};
+	const struct config *cfg = cp->cfg;
+	int n = 0;
+
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		const struct config_tls *t = cfg->listeners[i].tls;
+		const char *src = cfg->source;
+
+		if (cp->tls[i] == NULL)
+			continue;
+		if (i < from->num_listeners && from->listeners[i].tls != NULL &&
+		    from->listeners[i].addr.len == cfg->listeners[i].addr.len &&
+		    memcmp(&from->listeners[i].addr.ss, &cfg->listeners[i].addr.ss,
+		           cfg->listeners[i].addr.len) == 0) {
+			t = from->listeners[i].tls;
+			src = from->source;
+		}
+		fresh[i] = tls_server_new(t, src, i, err, err_len);
+		if (fresh[i] == NULL) {
+			for (size_t j = 0; j < i; j++)
+				tls_server_free(fresh[j]);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		if (fresh[i] == NULL)
+			continue;
+		tls_server_adopt(cp->tls[i], fresh[i]);
+		n++;
+	}
+	return n;
+}
+
 /* ---- the API ---- */
 
 static const char *backend_state(const struct lb_live *live, const struct config_backend *b,
@@ -290,6 +326,35 @@ static void change_backend(struct control_plane *cp, struct config_pool *pool, s
 	    strcmp(action, "remove") == 0 ? "removed" : action, addr, pool->name);
 }
 
+/* reload_tls re-reads every TLS listener's certificate, key, OCSP and CA
+ * files (POST /api/tls/reload): certificates renewed on disk take effect
+ * without a restart; a file that does not load changes nothing. */
+static void reload_tls(struct control_plane *cp, struct h1_str method, struct reply *r)
+{
+	char err[CONFIG_ERR_MAX];
+	int n;
+
+	if (!h1_str_ieq(method, "POST")) {
+		fail(r, 405, "use POST");
+		return;
+	}
+	n = control_reload_tls(cp, cp->cfg, err, sizeof(err));
+	if (n < 0) {
+		/* JSON-safe: the message names files, which may hold quotes */
+		for (char *p = err; *p != '\0'; p++)
+			if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+				*p = '?';
+		rlb_log(LOG_ERROR, "admin: TLS reload refused: %s", err);
+		r->status = 422;
+		r->len = 0;
+		out(r, "{\"error\": \"%s\"}\n", err);
+		return;
+	}
+	rlb_log(LOG_INFO, "admin: TLS certificates reloaded on %d listener(s)", n);
+	r->status = 200;
+	out(r, "{\"reloaded\": %d}\n", n);
+}
+
 /* route dispatches one API request under the control-plane lock. */
 static void route(struct control_plane *cp, struct h1_str method, struct h1_str target,
                   const char *body, struct reply *r)
@@ -309,6 +374,11 @@ static void route(struct control_plane *cp, struct h1_str method, struct h1_str 
 	for (char *save = NULL, *tok = strtok_r(path, "/", &save); tok != NULL && n < 6;
 	     tok = strtok_r(NULL, "/", &save))
 		parts[n++] = tok;
+	if (n == 3 && strcmp(parts[0], "api") == 0 && strcmp(parts[1], "tls") == 0 &&
+	    strcmp(parts[2], "reload") == 0) {
+		reload_tls(cp, method, r);
+		return;
+	}
 	if (n < 2 || strcmp(parts[0], "api") != 0 || strcmp(parts[1], "pools") != 0) {
 		fail(r, 404, "no such resource");
 		return;

@@ -19,6 +19,7 @@
 
 #include "core/config.h"
 #include "core/snapshot.h"
+#include "tls/tls.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -32,12 +33,22 @@ struct control_plane {
 	struct config *cfg; /* pools and routes of the current snapshot */
 	struct uid_registry *reg;
 	uint64_t version;
+	struct tls_server *tls[CONFIG_LISTENERS_MAX]; /* per listener; NULL = plain */
 };
 
 /* control_publish builds a snapshot from cp->cfg, publishes it and frees
  * the previous one after a grace period. Call with cp->lock held. Returns
  * 1, or 0 with a message (the running snapshot stays). */
 int control_publish(struct control_plane *cp, char *err, size_t err_len);
+
+/* control_reload_tls loads the certificates, keys and TLS settings of
+ * `from`'s listeners (matched to the running ones by index and address)
+ * and, only if every TLS listener's load succeeds, makes them what new
+ * connections get. A listener whose TLS section `from` lacks reloads its
+ * running settings. Call with cp->lock held. Returns the number of TLS
+ * listeners reloaded, or -1 with a message (nothing changed). */
+int control_reload_tls(struct control_plane *cp, const struct config *from, char *err,
+                       size_t err_len);
 
 /* admin_start starts the admin thread when cp->cfg->admin is enabled.
  * Returns 1 (also when disabled), or 0 with a message. */

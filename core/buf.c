@@ -228,6 +228,74 @@ void bufq_cut(struct bufq *q, struct bufpool *p, uint64_t skip, size_t len)
 	RLB_ASSERT(len == 0);
 }
 
+char *bufq_space(const struct bufq *q, const struct bufpool *p, size_t *out_len)
+{
+	if (q->tail == BUF_NONE || p->end[q->tail] == p->buf_size) {
+		*out_len = 0;
+		return NULL;
+	}
+	*out_len = p->buf_size - p->end[q->tail];
+	return bufpool_data(p, q->tail) + p->end[q->tail];
+}
+
+void bufq_commit(struct bufq *q, struct bufpool *p, size_t n)
+{
+	RLB_ASSERT(q->tail != BUF_NONE);
+	RLB_ASSERT(n <= p->buf_size - p->end[q->tail]);
+	p->end[q->tail] += (uint32_t)n;
+	q->bytes += n;
+}
+
+static void mempool_recycle(struct bufpool *p, uint16_t bid)
+{
+	struct mempool *m = p->ctx;
+
+	RLB_ASSERT(m->nfree < p->count);
+	m->free[m->nfree++] = bid;
+	m->freed = true;
+}
+
+int mempool_init(struct mempool *m, uint32_t count, uint32_t size)
+{
+	void *base;
+
+	memset(m, 0, sizeof(*m));
+	RLB_ASSERT(count > 0 && count < BUF_NONE);
+	base = mmap(NULL, (size_t)count * size, PROT_READ | PROT_WRITE,
+	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return 0;
+	m->free = calloc(count, sizeof(*m->free)); /* boot-time */
+	if (m->free == NULL || !bufpool_init(&m->pool, base, count, size, mempool_recycle, m)) {
+		munmap(base, (size_t)count * size);
+		free(m->free);
+		m->free = NULL;
+		return 0;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		m->free[i] = (uint16_t)(count - 1 - i);
+	m->nfree = count;
+	return 1;
+}
+
+void mempool_cleanup(struct mempool *m)
+{
+	if (m->pool.base != NULL)
+		munmap(m->pool.base, (size_t)m->pool.count * m->pool.buf_size);
+	bufpool_cleanup(&m->pool);
+	m->pool.base = NULL;
+	free(m->free);
+	m->free = NULL;
+	m->nfree = 0;
+}
+
+uint16_t mempool_get(struct mempool *m)
+{
+	if (m->nfree == 0)
+		return BUF_NONE;
+	return m->free[--m->nfree];
+}
+
 int hpool_init(struct hpool *h, uint32_t count, uint32_t size)
 {
 	void *m;

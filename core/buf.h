@@ -107,6 +107,36 @@ char *bufq_run(const struct bufq *q, const struct bufpool *p, uint64_t skip, siz
  * run returned by bufq_run (used to strip chunk framing in place). */
 void bufq_cut(struct bufq *q, struct bufpool *p, uint64_t skip, size_t len);
 
+/* bufq_space returns the writable space after the last buffer's bytes and
+ * sets *out_len (0 and NULL when the queue is empty or its last buffer is
+ * full). Bytes written there join the queue with bufq_commit. */
+char *bufq_space(const struct bufq *q, const struct bufpool *p, size_t *out_len);
+
+/* bufq_commit adds `n` bytes written into the space bufq_space returned. */
+void bufq_commit(struct bufq *q, struct bufpool *p, size_t n);
+
+/* A pool of buffers that user space fills rather than the kernel: TLS
+ * plaintext decrypted from a connection and ciphertext waiting to be sent.
+ * Its memory is mapped lazily; `freed` is set whenever a buffer comes back,
+ * so the shard can wake connections that waited for one. */
+struct mempool {
+	struct bufpool pool;
+	uint16_t *free; /* stack of free buffer ids, lowest on top */
+	uint32_t nfree;
+	bool freed;
+};
+
+/* mempool_init maps `count` (< 65535) buffers of `size` bytes. Returns 1,
+ * or 0 on failure. */
+int mempool_init(struct mempool *m, uint32_t count, uint32_t size);
+
+/* mempool_cleanup unmaps the pool; safe on a zeroed pool. */
+void mempool_cleanup(struct mempool *m);
+
+/* mempool_get takes a buffer; returns its id, or BUF_NONE when none is free.
+ * Hand it to a queue with bufq_push, or back with pool.recycle. */
+uint16_t mempool_get(struct mempool *m);
+
 /* Head buffers. */
 struct hpool {
 	char *base;

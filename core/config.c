@@ -321,34 +321,40 @@ static int valid_path(const char *s, size_t len)
 /* ---- key tables ---- */
 
 enum field_kind {
-	F_UINT,       /* decimal integer in [min, max] */
-	F_POW2,       /* power of two in [min, max] */
-	F_SIZE,       /* size in bytes in [min, max] */
-	F_DURATION,   /* milliseconds in [min, max] */
-	F_BOOL,       /* true/false/yes/no/on/off */
-	F_ADDR,       /* struct config_addr */
-	F_POOL_NAME,  /* char[CONFIG_NAME_MAX] */
-	F_POOL_REF,   /* char[CONFIG_NAME_MAX], resolved by config_validate */
-	F_HOST,       /* char[256], lower-cased */
-	F_PATH,       /* char[256] */
-	F_TOKEN,      /* char[256]: visible ASCII, no spaces (a secret) */
-	F_METHOD,     /* char[16]: GET, HEAD or OPTIONS */
-	F_ADMIN,      /* struct config_admin, a nested mapping (admin_table) */
-	F_WORKERS,    /* "auto" or an integer */
-	F_LOG_LEVEL,  /* int 0..3 */
-	F_ALGORITHM,  /* enum config_algorithm */
-	F_HASH_KEY,   /* struct config_pool hash_key and hash_key_name */
-	F_HEALTH,     /* struct config_health, a nested mapping (health_table) */
-	F_PASSIVE,    /* struct config_passive, a nested mapping (passive_table) */
-	F_AGENT,      /* struct config_agent, a nested mapping (agent_table) */
-	F_CHECK_TYPE, /* "http" or "tcp" */
-	F_EXPECT,     /* status list: "200", "200-399", "200,204" */
-	F_LOG_PATH,   /* struct config_access_log path and enabled */
-	F_SECTION,    /* nested mapping, parsed with `sub` */
-	F_LISTENERS,  /* the listeners list */
-	F_POOLS,      /* the pools list */
-	F_ROUTES,     /* the routes list */
-	F_BACKENDS,   /* a pool's backends list */
+	F_UINT,        /* decimal integer in [min, max] */
+	F_POW2,        /* power of two in [min, max] */
+	F_SIZE,        /* size in bytes in [min, max] */
+	F_DURATION,    /* milliseconds in [min, max] */
+	F_BOOL,        /* true/false/yes/no/on/off */
+	F_ADDR,        /* struct config_addr */
+	F_POOL_NAME,   /* char[CONFIG_NAME_MAX] */
+	F_POOL_REF,    /* char[CONFIG_NAME_MAX], resolved by config_validate */
+	F_HOST,        /* char[256], lower-cased */
+	F_PATH,        /* char[256] */
+	F_TOKEN,       /* char[256]: visible ASCII, no spaces (a secret) */
+	F_METHOD,      /* char[16]: GET, HEAD or OPTIONS */
+	F_ADMIN,       /* struct config_admin, a nested mapping (admin_table) */
+	F_WORKERS,     /* "auto" or an integer */
+	F_LOG_LEVEL,   /* int 0..3 */
+	F_ALGORITHM,   /* enum config_algorithm */
+	F_HASH_KEY,    /* struct config_pool hash_key and hash_key_name */
+	F_HEALTH,      /* struct config_health, a nested mapping (health_table) */
+	F_PASSIVE,     /* struct config_passive, a nested mapping (passive_table) */
+	F_AGENT,       /* struct config_agent, a nested mapping (agent_table) */
+	F_CHECK_TYPE,  /* "http" or "tcp" */
+	F_EXPECT,      /* status list: "200", "200-399", "200,204" */
+	F_LOG_PATH,    /* struct config_access_log path and enabled */
+	F_SECTION,     /* nested mapping, parsed with `sub` */
+	F_LISTENERS,   /* the listeners list */
+	F_POOLS,       /* the pools list */
+	F_ROUTES,      /* the routes list */
+	F_BACKENDS,    /* a pool's backends list */
+	F_FILE,        /* char[CONFIG_PATH_MAX]: a file name */
+	F_TEXT,        /* char[CONFIG_PATH_MAX]: visible ASCII, no spaces (cipher lists) */
+	F_TLS,         /* struct config_tls *, a nested mapping (tls_table) */
+	F_CERTS,       /* a TLS section's certificates list */
+	F_TLS_VERSION, /* "1.2" or "1.3" */
+	F_VERIFY,      /* "required" or "optional" */
 };
 
 #define FL_REQUIRED 1 /* the mapping must hold this key */
@@ -390,7 +396,7 @@ enum {
 	LINE_TIMEOUTS = LINE_TOP + 11,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 7,
-	LINE_ACCESS_LOG = LINE_BUFFERS + 4,
+	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
 	LINE_ADMIN = LINE_ACCESS_LOG + 2,
 	LINE_END = LINE_ADMIN + 2,
 };
@@ -431,6 +437,7 @@ static const struct field buffers_fields[] = {
         FIELD("size", T, size, F_SIZE, 0, KIB, MIB),
         FIELD("conn_bytes_max", T, conn_bytes_max, F_SIZE, 0, KIB, GIB),
         FIELD("ring_entries", T, ring_entries, F_POW2, 0, 64, 32768),
+        FIELD("tls_count", T, tls_count, F_UINT, 0, 16, 65534),
 };
 #undef T
 
@@ -445,8 +452,37 @@ static const struct field access_log_fields[] = {
 static const struct field listener_fields[] = {
         FIELD("address", T, addr, F_ADDR, FL_REQUIRED | FL_LINE, 0, 0),
         FIELD("backlog", T, backlog, F_UINT, 0, 1, 65535),
+        FIELD("tls", T, tls, F_TLS, 0, 0, 0),
+        FIELD("redirect_https", T, redirect_https, F_UINT, 0, 0, 65535),
 };
 #undef T
+
+#define T struct config_tls
+static const struct field tls_fields[] = {
+        FIELD("certificates", T, certs, F_CERTS, FL_REQUIRED, 0, 0),
+        FIELD("min_version", T, min_version, F_TLS_VERSION, 0, 0, 0),
+        FIELD("ciphers", T, ciphers, F_TEXT, 0, 0, 0),
+        FIELD("groups", T, groups, F_TEXT, 0, 0, 0),
+        FIELD("client_ca", T, client_ca, F_FILE, 0, 0, 0),
+        FIELD("verify_client", T, verify_client, F_VERIFY, 0, 0, 0),
+        FIELD("session_tickets", T, session_tickets, F_BOOL, 0, 0, 1),
+        FIELD("ticket_key_file", T, ticket_key_file, F_FILE, 0, 0, 0),
+        FIELD("ticket_rotate", T, ticket_rotate_ms, F_DURATION, 0, 60 * 1000,
+              7 * 24 * 3600 * 1000ULL),
+        FIELD("hsts", T, hsts_ms, F_DURATION, 0, 0, 2 * 365 * 24 * 3600 * 1000ULL),
+        FIELD("hsts_subdomains", T, hsts_subdomains, F_BOOL, 0, 0, 1),
+};
+#undef T
+static const struct table tls_table = {tls_fields, RLB_ARRAY_LEN(tls_fields), -1};
+
+#define T struct config_cert
+static const struct field cert_fields[] = {
+        FIELD("cert", T, cert, F_FILE, FL_REQUIRED | FL_LINE, 0, 0),
+        FIELD("key", T, key, F_FILE, FL_REQUIRED, 0, 0),
+        FIELD("ocsp", T, ocsp, F_FILE, 0, 0, 0),
+};
+#undef T
+static const struct table cert_table = {cert_fields, RLB_ARRAY_LEN(cert_fields), -1};
 
 #define T struct config_backend
 static const struct field backend_fields[] = {
@@ -628,7 +664,18 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 	case F_POOLS:
 	case F_ROUTES:
 	case F_BACKENDS:
+	case F_CERTS:
 		return "a list";
+	case F_FILE:
+		return "a file name of 1 to 511 characters";
+	case F_TEXT:
+		return "1 to 511 visible ASCII characters, no spaces";
+	case F_TLS:
+		return "a mapping of TLS settings";
+	case F_TLS_VERSION:
+		return "\"1.2\" or \"1.3\"";
+	case F_VERIFY:
+		return "required or optional";
 	}
 	return "a value";
 }
@@ -763,6 +810,7 @@ void config_defaults(struct config *cfg)
 	        .size = 16 * KIB,
 	        .conn_bytes_max = 256 * KIB,
 	        .ring_entries = 4096,
+	        .tls_count = 1024,
 	};
 	cfg->access_log.enabled = false;
 	cfg->access_log.queue_entries = 4096;
@@ -776,6 +824,12 @@ void config_free(struct config *cfg)
 		free(cfg->pools[i].backends);
 		cfg->pools[i].backends = NULL;
 		cfg->pools[i].num_backends = 0;
+	}
+	for (size_t i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+		if (cfg->listeners[i].tls != NULL)
+			free(cfg->listeners[i].tls->certs);
+		free(cfg->listeners[i].tls);
+		cfg->listeners[i].tls = NULL;
 	}
 	free(cfg->routes);
 	cfg->routes = NULL;
@@ -955,9 +1009,15 @@ static int parse_text(struct parse *p, const struct field *f, const yaml_node_t 
 		ok = strcmp(v, "GET") == 0 || strcmp(v, "HEAD") == 0 || strcmp(v, "OPTIONS") == 0;
 		break;
 	case F_TOKEN:
-		ok = len > 0 && len < 256;
+	case F_TEXT:
+		ok = len > 0 && len < (f->kind == F_TOKEN ? 256 : CONFIG_PATH_MAX);
 		for (size_t i = 0; ok && i < len; i++)
 			ok = v[i] > 0x20 && v[i] < 0x7f;
+		break;
+	case F_FILE:
+		ok = len > 0 && len < CONFIG_PATH_MAX;
+		for (size_t i = 0; ok && i < len; i++)
+			ok = (unsigned char)v[i] >= 0x20 && v[i] != 0x7f;
 		break;
 	default:
 		RLB_ASSERT(0);
@@ -1087,6 +1147,17 @@ static int parse_word(struct parse *p, const struct field *f, const yaml_node_t 
 		return 1;
 	case F_EXPECT:
 		return parse_expect(v, base) || bad_value(p, f, n);
+	case F_TLS_VERSION:
+		if (strcmp(v, "1.2") != 0 && strcmp(v, "1.3") != 0)
+			return bad_value(p, f, n);
+		*(uint32_t *)(void *)at = strcmp(v, "1.3") == 0 ? 0x0304 : 0x0303;
+		return 1;
+	case F_VERIFY:
+		if (strcmp(v, "required") != 0 && strcmp(v, "optional") != 0)
+			return bad_value(p, f, n);
+		*(uint32_t *)(void *)at = strcmp(v, "optional") == 0 ? CONFIG_VERIFY_OPTIONAL
+		                                                     : CONFIG_VERIFY_REQUIRED;
+		return 1;
 	case F_LOG_PATH: {
 		struct config_access_log *log = base;
 		size_t len = strlen(v);
@@ -1199,6 +1270,58 @@ static int parse_backends(struct parse *p, const struct field *f, const yaml_nod
 	return 1;
 }
 
+void config_tls_defaults(struct config_tls *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->min_version = 0x0303;
+	snprintf(t->ciphers, sizeof(t->ciphers), "%s", CONFIG_TLS_CIPHERS);
+	snprintf(t->groups, sizeof(t->groups), "%s", CONFIG_TLS_GROUPS);
+	t->verify_client = CONFIG_VERIFY_REQUIRED;
+	t->session_tickets = true;
+	t->ticket_rotate_ms = 3600 * 1000;
+}
+
+/* parse_tls reads a listener's tls section into a section it allocates. */
+static int parse_tls(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	struct config_listener *l = base;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return bad_value(p, f, n);
+	RLB_ASSERT(l->tls == NULL);
+	l->tls = rlb_xcalloc(1, sizeof(*l->tls));
+	config_tls_defaults(l->tls);
+	l->tls->_line = node_line(n);
+	return parse_mapping(p, n, &tls_table, l->tls, NULL);
+}
+
+static int parse_certs(struct parse *p, const struct field *f, const yaml_node_t *n,
+                       struct config_tls *t)
+{
+	yaml_node_item_t *items = NULL;
+	size_t num = 0;
+
+	if (!seq_items(p, f, n, &items, &num))
+		return 0;
+	if (num == 0)
+		return perr(p, node_line(n), "at least one certificate is required");
+	if (num > CONFIG_CERTS_MAX)
+		return too_many(p, yaml_document_get_node(p->doc, items[CONFIG_CERTS_MAX]),
+		                "certificates", CONFIG_CERTS_MAX);
+	t->certs = rlb_xcalloc(num, sizeof(*t->certs));
+	for (size_t i = 0; i < num; i++) {
+		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
+		size_t old = path_push(p, NULL, i);
+		struct config_cert *c = &t->certs[t->num_certs++];
+		if (item->type != YAML_MAPPING_NODE)
+			return expected(p, item, "a mapping");
+		if (!parse_mapping(p, item, &cert_table, c, &c->_line))
+			return 0;
+		path_pop(p, old);
+	}
+	return 1;
+}
+
 static int parse_pools(struct parse *p, const struct field *f, const yaml_node_t *n)
 {
 	struct config *cfg = p->cfg;
@@ -1250,38 +1373,11 @@ static int parse_routes(struct parse *p, const struct field *f, const yaml_node_
 	return 1;
 }
 
-static int parse_field(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+/* parse_nested reads the optional sections that an empty value turns on
+ * with their defaults: agent, admin, passive_health, health_check. */
+static int parse_nested(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
 {
 	switch ((enum field_kind)f->kind) {
-	case F_UINT:
-	case F_POW2:
-	case F_SIZE:
-	case F_DURATION:
-		return parse_number(p, f, n, base);
-	case F_ADDR: {
-		const char *v = scalar(p, f, n);
-		if (v == NULL)
-			return 0;
-		return config_parse_addr(
-		               v, (struct config_addr *)(void *)((char *)base + f->offset)) ||
-		       bad_value(p, f, n);
-	}
-	case F_POOL_NAME:
-	case F_POOL_REF:
-	case F_HOST:
-	case F_PATH:
-	case F_TOKEN:
-	case F_METHOD:
-		return parse_text(p, f, n, base);
-	case F_BOOL:
-	case F_WORKERS:
-	case F_LOG_LEVEL:
-	case F_ALGORITHM:
-	case F_HASH_KEY:
-	case F_CHECK_TYPE:
-	case F_EXPECT:
-	case F_LOG_PATH:
-		return parse_word(p, f, n, base);
 	case F_AGENT: {
 		struct config_agent *a = (struct config_agent *)(void *)((char *)base + f->offset);
 
@@ -1321,6 +1417,58 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 			return bad_value(p, f, n);
 		return parse_mapping(p, n, &health_table, h, NULL);
 	}
+	default:
+		RLB_ASSERT(0);
+		return 0;
+	}
+}
+
+static int parse_field(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	switch ((enum field_kind)f->kind) {
+	case F_UINT:
+	case F_POW2:
+	case F_SIZE:
+	case F_DURATION:
+		return parse_number(p, f, n, base);
+	case F_ADDR: {
+		const char *v = scalar(p, f, n);
+		if (v == NULL)
+			return 0;
+		return config_parse_addr(
+		               v, (struct config_addr *)(void *)((char *)base + f->offset)) ||
+		       bad_value(p, f, n);
+	}
+	case F_POOL_NAME:
+	case F_POOL_REF:
+	case F_HOST:
+	case F_PATH:
+	case F_TOKEN:
+	case F_METHOD:
+	case F_FILE:
+	case F_TEXT:
+		return parse_text(p, f, n, base);
+	case F_TLS_VERSION:
+	case F_VERIFY:
+		return parse_word(p, f, n, base);
+	case F_TLS:
+		return parse_tls(p, f, n, base);
+	case F_CERTS:
+		return parse_certs(p, f, n, base);
+	case F_BOOL:
+	case F_WORKERS:
+	case F_LOG_LEVEL:
+	case F_ALGORITHM:
+	case F_HASH_KEY:
+	case F_CHECK_TYPE:
+	case F_EXPECT:
+	case F_LOG_PATH:
+		return parse_word(p, f, n, base);
+	case F_AGENT:
+	case F_ADMIN:
+	case F_PASSIVE:
+	case F_HEALTH:
+		return parse_nested(p, f, n, base);
 	case F_SECTION:
 		if (is_null(n))
 			return 1;
@@ -1580,6 +1728,28 @@ int config_add_backend(struct config *cfg, const char *addr, char *err, size_t e
 	return 1;
 }
 
+int config_add_tls(struct config *cfg, const char *cert, const char *key, char *err, size_t err_len)
+{
+	if (strlen(cert) == 0 || strlen(cert) >= CONFIG_PATH_MAX)
+		return errorf(err, err_len, "command line", 0, "--cert",
+		              "expected a file name of 1 to %d characters", CONFIG_PATH_MAX - 1);
+	if (strlen(key) == 0 || strlen(key) >= CONFIG_PATH_MAX)
+		return errorf(err, err_len, "command line", 0, "--key",
+		              "expected a file name of 1 to %d characters", CONFIG_PATH_MAX - 1);
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		struct config_listener *l = &cfg->listeners[i];
+		if (l->tls != NULL)
+			continue;
+		l->tls = rlb_xcalloc(1, sizeof(*l->tls));
+		config_tls_defaults(l->tls);
+		l->tls->certs = rlb_xcalloc(1, sizeof(*l->tls->certs));
+		l->tls->num_certs = 1;
+		snprintf(l->tls->certs[0].cert, CONFIG_PATH_MAX, "%s", cert);
+		snprintf(l->tls->certs[0].key, CONFIG_PATH_MAX, "%s", key);
+	}
+	return 1;
+}
+
 /* ---- validation ---- */
 
 /* vctx carries what config_validate's messages need. */
@@ -1682,6 +1852,17 @@ static int validate_listeners(struct vctx *v)
 		if (l->addr.len == 0)
 			return errorf(v->err, v->err_len, c->source, or_root(c, l->_line), key,
 			              "required key is missing");
+		if (l->tls != NULL && l->redirect_https != 0) {
+			snprintf(key, sizeof(key), "listeners[%zu].redirect_https", i);
+			return errorf(
+			        v->err, v->err_len, c->source, or_root(c, l->_line), key,
+			        "only for a listener without tls (it would redirect to itself)");
+		}
+		if (l->tls != NULL && l->tls->num_certs == 0) {
+			snprintf(key, sizeof(key), "listeners[%zu].tls.certificates", i);
+			return errorf(v->err, v->err_len, c->source, or_root(c, l->tls->_line), key,
+			              "at least one certificate is required");
+		}
 		/* Shards bind with SO_REUSEPORT, so a repeated address would not
 		 * fail at bind(2); it would silently double the accept queues. */
 		for (size_t j = 0; j < i; j++)

@@ -33,10 +33,57 @@ struct config_addr {
 	char text[64]; /* "127.0.0.1:8080" or "[::1]:8080" */
 };
 
+#define CONFIG_PATH_MAX  512
+#define CONFIG_CERTS_MAX 64 /* certificates per TLS listener */
+
+/* One certificate of a TLS listener: its names come from the certificate
+ * (subjectAltName DNS entries, else the subject CN). */
+struct config_cert {
+	char cert[CONFIG_PATH_MAX]; /* PEM: the leaf certificate, then its chain */
+	char key[CONFIG_PATH_MAX];  /* PEM private key; refused if others may read it */
+	char ocsp[CONFIG_PATH_MAX]; /* DER OCSP response to staple; "" = none */
+	uint32_t _line;             /* private to config.c: line of `cert`, 0 if not from a file */
+};
+
+enum config_verify_client {
+	CONFIG_VERIFY_REQUIRED = 0, /* a client without a valid certificate is refused */
+	CONFIG_VERIFY_OPTIONAL,     /* a certificate is asked for; if sent it must verify */
+};
+
+/* TLS on a listener (BoringSSL); absent = plain HTTP. */
+struct config_tls {
+	size_t num_certs;
+	struct config_cert *certs;       /* owned; the first is the default certificate */
+	uint32_t min_version;            /* 0x0303 (TLS 1.2, default) or 0x0304 (TLS 1.3) */
+	char ciphers[CONFIG_PATH_MAX];   /* TLS 1.2 cipher list (TLS 1.3's are fixed) */
+	char groups[CONFIG_PATH_MAX];    /* key exchange groups, default "X25519:P-256:P-384" */
+	char client_ca[CONFIG_PATH_MAX]; /* PEM CAs for client certificates; "" = no mTLS */
+	uint32_t verify_client;          /* enum config_verify_client */
+	bool session_tickets;            /* default true */
+	char ticket_key_file[CONFIG_PATH_MAX]; /* 80-byte key file shared by nodes; "" = own keys */
+	uint64_t ticket_rotate_ms;             /* own keys: a new one this often, default 1h */
+	uint64_t hsts_ms;                      /* Strict-Transport-Security max-age; 0 = off */
+	bool hsts_subdomains;                  /* add includeSubDomains */
+	uint32_t _line;                        /* private to config.c: line of the `tls` key */
+};
+
+/* The default TLS 1.2 cipher list (forward secrecy and AEAD only) and key
+ * exchange groups. */
+#define CONFIG_TLS_CIPHERS                                                                         \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                               \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+#define CONFIG_TLS_GROUPS "X25519:P-256:P-384"
+
+/* config_tls_defaults fills a TLS section with its defaults (no certificates). */
+void config_tls_defaults(struct config_tls *t);
+
 struct config_listener {
 	struct config_addr addr;
-	uint32_t backlog; /* listen(2) backlog, default 4096 */
-	uint32_t _line;   /* private to config.c: line of `address`, 0 if not from a file */
+	uint32_t backlog;        /* listen(2) backlog, default 4096 */
+	struct config_tls *tls;  /* owned; NULL = plain HTTP */
+	uint32_t redirect_https; /* plain listener: answer 308 to https on this port; 0 = off */
+	uint32_t _line;          /* private to config.c: line of `address`, 0 if not from a file */
 };
 
 enum config_check_type {
@@ -176,6 +223,7 @@ struct config_buffers {
 	size_t conn_bytes_max; /* unsent bytes held per connection direction before
 	                          reading pauses, default 256KiB */
 	uint32_t ring_entries; /* io_uring SQ entries per shard, power of two, default 4096 */
+	uint32_t tls_count;    /* TLS plaintext/ciphertext buffers per shard, default 1024 */
 };
 
 #define CONFIG_ADMIN_DEFAULT "127.0.0.1:9090"
@@ -244,6 +292,12 @@ int config_parse_string(struct config *cfg, const char *name, const char *yaml, 
  * named "default", created on first use. Return 1, or 0 with a message. */
 int config_add_listener(struct config *cfg, const char *addr, char *err, size_t err_len);
 int config_add_backend(struct config *cfg, const char *addr, char *err, size_t err_len);
+
+/* config_add_tls gives every listener that has no tls section one with the
+ * certificate `cert` and key `key` ("--cert FILE --key FILE"). Returns 1, or
+ * 0 with a message. */
+int config_add_tls(struct config *cfg, const char *cert, const char *key, char *err,
+                   size_t err_len);
 
 /* config_validate checks the whole configuration (at least one listener and
  * one pool with a backend, routes name existing pools, size relations such

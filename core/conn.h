@@ -26,6 +26,7 @@
 #include "core/h1.h"
 #include "core/ring.h"
 #include "core/timer.h"
+#include "tls/tls.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -109,10 +110,15 @@ struct conn {
 	bool resp_aborted;   /* the response was cut: close without lingering */
 	bool flush_pending;  /* queued to send at the end of the loop turn */
 	bool queued;         /* waiting for a backend slot (max_connections) */
+	bool eof_pending;    /* the client's end of input is to be handled (conn_step) */
+	bool tls_starved;    /* waiting for TLS buffers (in s->tls_starved) */
+	bool shut_pending;   /* lingering: shut the write side once `tls.out` is sent */
+	uint8_t listener;    /* index of the listener that accepted it */
 	struct conn *q_next; /* next in its pool's wait queue */
 
-	struct bufq in;  /* request bytes from the client */
-	struct bufq rin; /* response bytes from the backend */
+	struct tls_link tls; /* TLS session (tls.ssl == NULL: plain) */
+	struct bufq in;      /* request bytes from the client (plaintext) */
+	struct bufq rin;     /* response bytes from the backend */
 	struct h1_scan scan;
 	struct timer timer;
 
@@ -159,6 +165,7 @@ struct conn {
 	struct iovec iov[CONN_IOV_MAX];
 	struct msghdr msg;
 	struct conn *starved_next;
+	struct conn *tls_starved_next;
 };
 
 enum upconn_state {
@@ -202,8 +209,17 @@ struct idle_list {
 struct shard_stats {
 	uint64_t accepted, refused_full, requests, responses[6];
 	uint64_t parse_errors, upstream_connects, upstream_reused, upstream_errors;
-	uint64_t retries, timeouts, stale_cqes, log_dropped;
+	uint64_t retries, timeouts, stale_cqes, log_dropped, tls_failures;
 } __attribute__((aligned(RLB_CACHELINE)));
+
+/* What a shard needs to know about each listener on the request path,
+ * fixed at start-up (the TLS server's certificates reload inside it). */
+struct shard_listener {
+	struct tls_server *tls; /* NULL = plain HTTP */
+	uint32_t redirect_port; /* answer 301/308 to https://host:port; 0 = proxy */
+	uint32_t hsts_len;
+	char hsts[96]; /* "Strict-Transport-Security: ...\r\n", or "" */
+};
 
 /* Access-log queue: single producer (the shard), single consumer (the
  * control thread). */
@@ -229,6 +245,7 @@ struct shard {
 	uint32_t num_listeners;
 	bool accept_paused;              /* the connection slab is full: not accepting */
 	int waiting[ACCEPT_WAITING_MAX]; /* accepted while the slab was full (FIFO) */
+	uint8_t waiting_listener[ACCEPT_WAITING_MAX];
 	uint32_t waiting_head, num_waiting;
 
 	struct conn *conns;
@@ -249,7 +266,10 @@ struct shard {
 	uint64_t budget_version;
 
 	struct conn *starved; /* client connections waiting for buffers */
-	uint64_t *flush;      /* (gen << 32 | slot) of connections to send to this turn */
+	struct shard_listener listeners[CONFIG_LISTENERS_MAX];
+	struct mempool tls_pool;  /* TLS plaintext in and ciphertext out (if any TLS) */
+	struct conn *tls_starved; /* connections waiting for tls_pool buffers */
+	uint64_t *flush;          /* (gen << 32 | slot) of connections to send to this turn */
 	uint32_t num_flush, flush_cap;
 	struct upconn *up_starved;                  /* upstream connections waiting for buffers */
 	struct h1_header headers[CONN_HEADERS_MAX]; /* parse scratch */

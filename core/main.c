@@ -13,6 +13,7 @@
 #include "core/ring.h"
 #include "core/shard.h"
 #include "core/snapshot.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@ struct options {
 	int num_listen;
 	const char *backend[CONFIG_BACKENDS_MAX];
 	int num_backend;
+	const char *cert, *key;
 };
 
 struct control {
@@ -62,6 +64,8 @@ static void usage(FILE *f)
 	           "  -t, --test            check the configuration and exit (0 = valid)\n"
 	           "      --listen ADDR     quick mode: listen on ADDR (e.g. 127.0.0.1:8080)\n"
 	           "      --backend ADDR    quick mode: add a backend (round robin)\n"
+	           "      --cert FILE       quick mode: serve TLS with this PEM certificate chain\n"
+	           "      --key FILE        quick mode: ... and this PEM private key\n"
 	           "      --workers N|auto  shard threads (default: one per CPU)\n"
 	           "      --access-log PATH write an access log to PATH (or 'stdout')\n"
 	           "      --log-level L     error, warn, info (default) or debug\n"
@@ -80,6 +84,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	        {"test", no_argument, NULL, 't'},
 	        {"listen", required_argument, NULL, 'L'},
 	        {"backend", required_argument, NULL, 'B'},
+	        {"cert", required_argument, NULL, 'C'},
+	        {"key", required_argument, NULL, 'K'},
 	        {"workers", required_argument, NULL, 'W'},
 	        {"access-log", required_argument, NULL, 'A'},
 	        {"log-level", required_argument, NULL, 'V'},
@@ -123,6 +129,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return 0;
 			o->listen[o->num_listen++] = optarg;
 			break;
+		case 'C':
+			o->cert = optarg;
+			break;
+		case 'K':
+			o->key = optarg;
+			break;
 		case 'B':
 			if (o->num_backend == CONFIG_BACKENDS_MAX)
 				return 0;
@@ -136,8 +148,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "ringlb: unexpected argument '%s'\n", argv[optind]);
 		return 0;
 	}
-	if (o->config_path != NULL && (o->num_listen > 0 || o->num_backend > 0 || o->demo)) {
-		fprintf(stderr, "ringlb: --listen/--backend/demo cannot be combined with -c\n");
+	if (o->config_path != NULL &&
+	    (o->num_listen > 0 || o->num_backend > 0 || o->demo || o->cert != NULL)) {
+		fprintf(stderr,
+		        "ringlb: --listen/--backend/--cert/demo cannot be combined with -c\n");
+		return 0;
+	}
+	if ((o->cert == NULL) != (o->key == NULL)) {
+		fprintf(stderr, "ringlb: --cert and --key go together\n");
 		return 0;
 	}
 	if (o->demo && o->num_backend > 0) {
@@ -213,6 +231,8 @@ static int build_config(struct config *cfg, const struct options *o, char *err, 
 	for (int i = 0; i < o->num_backend; i++)
 		if (!config_add_backend(cfg, o->backend[i], err, len))
 			return 0;
+	if (o->cert != NULL && !config_add_tls(cfg, o->cert, o->key, err, len))
+		return 0;
 	return apply_overrides(cfg, o, err, len) && config_validate(cfg, err, len);
 }
 
@@ -313,6 +333,24 @@ static void adopt_pools(struct config *cfg, struct config *next)
 	next->num_routes = nr;
 }
 
+/* adopt_tls_sections takes the TLS sections of `next`'s listeners that
+ * control_reload_tls loaded, so that a later reload through the admin API
+ * reads the new files. Shards never read these sections after start-up. */
+static void adopt_tls_sections(struct config *cfg, struct config *next)
+{
+	for (size_t i = 0; i < cfg->num_listeners && i < next->num_listeners; i++) {
+		struct config_listener *a = &cfg->listeners[i], *b = &next->listeners[i];
+		struct config_tls *t;
+
+		if (a->tls == NULL || b->tls == NULL || a->addr.len != b->addr.len ||
+		    memcmp(&a->addr.ss, &b->addr.ss, a->addr.len) != 0)
+			continue;
+		t = a->tls;
+		a->tls = b->tls;
+		b->tls = t;
+	}
+}
+
 /* reload loads the configuration file again and publishes the routes,
  * pools and backends it describes (admin changes made since are replaced
  * by the file). What shards sized at start-up (workers, listeners, buffers,
@@ -335,6 +373,14 @@ static void reload(struct control *ctl)
 		return;
 	}
 	pthread_mutex_lock(&ctl->cp.lock);
+	if (control_reload_tls(&ctl->cp, next, err, sizeof(err)) < 0) {
+		pthread_mutex_unlock(&ctl->cp.lock);
+		rlb_log(LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
+		config_free(next);
+		free(next);
+		return;
+	}
+	adopt_tls_sections(ctl->cfg, next);
 	adopt_pools(ctl->cfg, next);
 	if (!control_publish(&ctl->cp, err, sizeof(err))) {
 		adopt_pools(ctl->cfg, next); /* put the running pools back */
@@ -349,6 +395,18 @@ static void reload(struct control *ctl)
 	free(next);
 	rlb_log(LOG_INFO, "configuration reloaded from %s (version %llu)", ctl->config_path,
 	        (unsigned long long)ctl->cp.version);
+}
+
+/* tick_tls rotates session ticket keys when their time has come. */
+static void tick_tls(struct control *ctl)
+{
+	uint64_t now = rlb_now_ms();
+
+	pthread_mutex_lock(&ctl->cp.lock);
+	for (size_t i = 0; i < ctl->cfg->num_listeners; i++)
+		if (ctl->cp.tls[i] != NULL)
+			tls_server_tick(ctl->cp.tls[i], now);
+	pthread_mutex_unlock(&ctl->cp.lock);
 }
 
 static int control_loop(struct control *ctl)
@@ -374,8 +432,33 @@ static int control_loop(struct control *ctl)
 			reload(ctl);
 		}
 		drain_logs(ctl);
+		tick_tls(ctl);
 	}
 	return shard_join_all(ctl->shards, ctl->num_shards, drain_logs, ctl);
+}
+
+static void free_tls(struct tls_server **tls)
+{
+	for (size_t i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+		tls_server_free(tls[i]);
+		tls[i] = NULL;
+	}
+}
+
+/* load_tls builds the TLS server of every TLS listener: certificates, keys
+ * (refused if others may read them), OCSP staples, client CAs. */
+static int load_tls(const struct config *cfg, struct tls_server **tls, char *err, size_t len)
+{
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		if (cfg->listeners[i].tls == NULL)
+			continue;
+		tls[i] = tls_server_new(cfg->listeners[i].tls, cfg->source, i, err, len);
+		if (tls[i] == NULL) {
+			free_tls(tls);
+			return 0;
+		}
+	}
+	return 1;
 }
 
 static int run(struct config *cfg, const char *config_path)
@@ -422,14 +505,30 @@ static int run(struct config *cfg, const char *config_path)
 		free(ctl.reg);
 		return EXIT_CONFIG;
 	}
-	ctl.shards = shard_start_all(cfg, ctl.num_shards, err, sizeof(err));
+	if (!load_tls(cfg, ctl.cp.tls, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		snapshot_free(snapshot_publish(NULL));
+		if (ctl.alog_fd >= 0)
+			close(ctl.alog_fd);
+		free(ctl.reg->live);
+		free(ctl.reg);
+		return EXIT_CONFIG;
+	}
+	ctl.shards = shard_start_all(cfg, ctl.num_shards, ctl.cp.tls, err, sizeof(err));
 	if (ctl.shards == NULL) {
 		fprintf(stderr, "ringlb: cannot start: %s\n", err);
 		status = EXIT_START;
 	} else {
-		for (size_t i = 0; i < cfg->num_listeners; i++)
-			rlb_log(LOG_INFO, "listening on %s (%u workers)",
-			        cfg->listeners[i].addr.text, ctl.num_shards);
+		for (size_t i = 0; i < cfg->num_listeners; i++) {
+			char tls[256] = "";
+
+			if (ctl.cp.tls[i] != NULL)
+				tls_server_describe(ctl.cp.tls[i], tls, sizeof(tls));
+			rlb_log(LOG_INFO, "listening on %s%s%s%s (%u workers)",
+			        cfg->listeners[i].addr.text, tls[0] ? " with TLS: " : "", tls,
+			        cfg->listeners[i].redirect_https ? " (redirecting to https)" : "",
+			        ctl.num_shards);
+		}
 		if (!health_start())
 			rlb_log(LOG_ERROR, "cannot start the health checker: backends count as up");
 		if (!admin_start(&ctl.cp, err, sizeof(err)))
@@ -442,6 +541,7 @@ static int run(struct config *cfg, const char *config_path)
 	}
 	synchronize_rcu();
 	snapshot_free(snapshot_publish(NULL));
+	free_tls(ctl.cp.tls);
 	if (ctl.alog_fd >= 0)
 		close(ctl.alog_fd);
 	free(ctl.reg->live);
@@ -478,6 +578,15 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (o.test_only) {
+		struct tls_server *tls[CONFIG_LISTENERS_MAX] = {0};
+
+		if (!load_tls(cfg, tls, err, sizeof(err))) {
+			fprintf(stderr, "%s\n", err);
+			config_free(cfg);
+			free(cfg);
+			return EXIT_CONFIG;
+		}
+		free_tls(tls);
 		printf("ringlb: configuration %s is ok\n", cfg->source);
 		config_free(cfg);
 		free(cfg);

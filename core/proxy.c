@@ -111,7 +111,8 @@ static void conn_update_timer(struct shard *s, struct conn *c)
 static void conn_update_recv(struct shard *s, struct conn *c)
 {
 	bool want = c->fd >= 0 && !c->recv_eof && !c->starved && c->state != CONN_CLOSING &&
-	            c->state != CONN_FREE && c->in.bytes < s->cfg->buffers.conn_bytes_max;
+	            c->state != CONN_FREE && c->in.bytes < s->cfg->buffers.conn_bytes_max &&
+	            c->tls.in.bytes < s->cfg->buffers.conn_bytes_max;
 
 	if (want && !c->recv_on) {
 		ring_recv_multishot(&s->ring, c->fd, RING_GROUP_CLIENT,
@@ -151,17 +152,42 @@ static void unstarve(struct shard *s, struct conn *c)
 	c->starved_next = NULL;
 }
 
+static void tls_unstarve(struct shard *s, struct conn *c)
+{
+	for (struct conn **pp = &s->tls_starved; *pp != NULL; pp = &(*pp)->tls_starved_next) {
+		if (*pp == c) {
+			*pp = c->tls_starved_next;
+			break;
+		}
+	}
+	c->tls_starved = false;
+	c->tls_starved_next = NULL;
+}
+
+/* tls_starve parks `c` until TLS buffers come back (shard.c wakes it). */
+static void tls_starve(struct shard *s, struct conn *c)
+{
+	if (c->tls_starved)
+		return;
+	c->tls_starved = true;
+	c->tls_starved_next = s->tls_starved;
+	s->tls_starved = c;
+}
+
 static void conn_free(struct shard *s, struct conn *c)
 {
 	RLB_ASSERT(c->ops == 0);
 	RLB_ASSERT(c->up == NULL);
 	if (c->starved)
 		unstarve(s, c);
+	if (c->tls_starved)
+		tls_unstarve(s, c);
 	if (c->queued)
 		dequeue(s, c);
 	c->flush_pending = false;
 	timer_disarm(&s->wheel, &c->timer);
-	bufq_clear(&c->in, cpool(s));
+	bufq_clear(&c->in, conn_inpool(s, c));
+	tls_free(&c->tls); /* after c->in: its pool depends on tls.ssl */
 	bufq_clear(&c->rin, upool(s));
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
@@ -206,20 +232,118 @@ void conn_abort(struct shard *s, struct conn *c)
  * side and reading until the client closes (or a short deadline) keeps the
  * kernel from answering unread request bytes with a reset, which could
  * destroy the response before the client reads it. */
+static void conn_send_now(struct shard *s, struct conn *c);
+
 static void conn_linger(struct shard *s, struct conn *c)
 {
 	c->state = CONN_LINGER;
-	shutdown(c->fd, SHUT_WR);
-	bufq_clear(&c->in, cpool(s));
+	bufq_clear(&c->in, conn_inpool(s, c));
 	bufq_clear(&c->rin, upool(s));
 	if (c->recv_eof || s->cfg->timeouts.linger_ms == 0) {
 		conn_abort(s, c);
 		return;
 	}
+	if (c->tls.ssl != NULL) {
+		/* close_notify (or the alert a failed handshake left) goes out
+		 * first; the write side shuts once it is sent. */
+		bufq_clear(&c->tls.in, cpool(s));
+		tls_close_notify(&c->tls);
+		if (c->tls.out.bytes > 0 || c->send_on) {
+			c->shut_pending = true;
+			conn_send_now(s, c);
+			conn_arm(s, c, s->cfg->timeouts.linger_ms);
+			return;
+		}
+	}
+	shutdown(c->fd, SHUT_WR);
 	conn_arm(s, c, s->cfg->timeouts.linger_ms);
 }
 
 /* ---- sending to the client ---- */
+
+static void account_sent(struct shard *s, struct conn *c, uint64_t n);
+
+/* pending_plain returns the next run of response bytes waiting to go to the
+ * client, in the order conn_send_now sends them; NULL when none. */
+static const char *pending_plain(struct shard *s, struct conn *c, size_t *out_len)
+{
+	if (c->local != NULL) {
+		*out_len = c->local_len - c->local_sent;
+		return c->local + c->local_sent;
+	}
+	if (c->resp_head >= 0) {
+		*out_len = c->resp_head_len - c->resp_head_sent;
+		return hpool_data(&s->heads, (uint32_t)c->resp_head) + c->resp_head_sent;
+	}
+	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
+		const char *p = bufq_front(&c->rin, upool(s), out_len);
+
+		if (*out_len > c->resp_fwd)
+			*out_len = (size_t)c->resp_fwd;
+		return p;
+	}
+	*out_len = 0;
+	return NULL;
+}
+
+/* tls_encrypt turns pending response bytes into records in c->tls.out,
+ * releasing them as plaintext is taken (BoringSSL copies it), until the
+ * ciphertext queue holds a few records' worth. */
+static void tls_encrypt(struct shard *s, struct conn *c)
+{
+	const uint64_t out_max = 4 * (uint64_t)s->cfg->buffers.size;
+
+	if (!c->tls.established || c->tls.failed || c->resp_aborted)
+		return;
+	while (c->tls.out.bytes < out_max) {
+		size_t len, took = 0;
+		const char *p = pending_plain(s, c, &len);
+		enum tls_result r;
+
+		if (p == NULL || len == 0)
+			return;
+		/* Two free buffers hold any record: never stop half-way. */
+		if (s->tls_pool.nfree < 2) {
+			tls_starve(s, c);
+			return;
+		}
+		r = tls_write(&c->tls, p, len < 16384 ? len : 16384, &took);
+		if (took > 0)
+			account_sent(s, c, took);
+		if (r == TLS_NOBUF) {
+			tls_starve(s, c);
+			return;
+		}
+		if (r != TLS_OK) {
+			/* The session is broken: shutting the socket ends the
+			 * receive with an error, and the connection with it. */
+			c->resp_aborted = true;
+			shutdown(c->fd, SHUT_RDWR);
+			return;
+		}
+	}
+}
+
+/* tls_send_now encrypts what is pending and sends c->tls.out. */
+static void tls_send_now(struct shard *s, struct conn *c)
+{
+	uint64_t bytes = 0;
+	int n;
+
+	if (c->state != CONN_LINGER)
+		tls_encrypt(s, c);
+	if (c->tls.out.bytes == 0)
+		return;
+	n = bufq_iov(&c->tls.out, &s->tls_pool.pool, 0, UINT64_MAX, c->iov, CONN_IOV_MAX, &bytes);
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = (size_t)n;
+	ring_sendmsg(&s->ring, c->fd, &c->msg, ring_ud(OP_CSEND, conn_slot(s, c), c->gen));
+	c->ops++;
+	c->send_on = true;
+	c->send_inflight = bytes;
+	conn_update_timer(s, c);
+}
 
 static void conn_send_now(struct shard *s, struct conn *c)
 {
@@ -228,6 +352,10 @@ static void conn_send_now(struct shard *s, struct conn *c)
 
 	if (c->send_on || c->state == CONN_CLOSING || c->state == CONN_FREE)
 		return;
+	if (c->tls.ssl != NULL) {
+		tls_send_now(s, c);
+		return;
+	}
 	if (c->local != NULL) {
 		c->iov[n].iov_base = (char *)c->local + c->local_sent;
 		c->iov[n].iov_len = c->local_len - c->local_sent;
@@ -456,7 +584,7 @@ static void note_request(struct shard *s, struct conn *c, const struct h1_msg *m
 static void refuse_request(struct shard *s, struct conn *c, const struct h1_msg *m, int status)
 {
 	note_request(s, c, m);
-	bufq_consume(&c->in, cpool(s), m->head_len);
+	bufq_consume(&c->in, conn_inpool(s, c), m->head_len);
 	conn_local(s, c, status);
 }
 
@@ -474,8 +602,8 @@ static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	memset(&fwd, 0, sizeof(fwd));
 	fwd.client_addr.ptr = c->peer;
 	fwd.client_addr.len = strlen(c->peer);
-	fwd.proto.ptr = "http";
-	fwd.proto.len = 4;
+	fwd.proto.ptr = c->tls.ssl != NULL ? "https" : "http";
+	fwd.proto.len = strlen(fwd.proto.ptr);
 	fwd.target = target;
 	fwd.host = host;
 	n = h1_write_request(hpool_data(&s->heads, (uint32_t)h), s->heads.size, m, &fwd);
@@ -487,6 +615,60 @@ static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	c->req_head_len = (uint32_t)n;
 	c->req_head_sent = 0;
 	return 0;
+}
+
+/* redirect_https answers a request on a redirecting plain listener with
+ * 301 (GET, HEAD) or 308 (other methods keep theirs) to the same host and
+ * target over https. A request without a host cannot be redirected: 400. */
+static void redirect_https(struct shard *s, struct conn *c, const struct h1_msg *m,
+                           struct h1_str target, struct h1_str host)
+{
+	uint32_t port = s->listeners[c->listener].redirect_port;
+	bool get = h1_str_ieq(m->method, "GET") || h1_str_ieq(m->method, "HEAD");
+	size_t hl = host.len;
+	char portbuf[16] = "";
+	int32_t h;
+	int n;
+
+	/* the host without its port; an IPv6 literal keeps its brackets */
+	if (hl > 0 && host.ptr[0] == '[') {
+		const char *rb = memchr(host.ptr, ']', hl);
+		hl = rb != NULL ? (size_t)(rb - host.ptr) + 1 : 0;
+	} else if (hl > 0) {
+		const char *colon = memchr(host.ptr, ':', hl);
+		if (colon != NULL)
+			hl = (size_t)(colon - host.ptr);
+	}
+	h = hl > 0 ? hpool_get(&s->heads) : -1;
+	if (h < 0) {
+		refuse_request(s, c, m, hl > 0 ? 503 : 400);
+		return;
+	}
+	if (port != 443)
+		snprintf(portbuf, sizeof(portbuf), ":%u", port);
+	note_request(s, c, m);
+	if (c->req_phase != REQ_DONE || s->draining || !c->keep_alive)
+		c->close_after = true; /* the body is not read */
+	n = snprintf(hpool_data(&s->heads, (uint32_t)h), s->heads.size,
+	             "HTTP/1.%d %s\r\nLocation: https://%.*s%s%.*s\r\nContent-Length: 0\r\n"
+	             "Connection: %s\r\n\r\n",
+	             c->http10 ? 0 : 1, get ? "301 Moved Permanently" : "308 Permanent Redirect",
+	             (int)hl, host.ptr, portbuf, (int)target.len, target.ptr,
+	             c->close_after ? "close" : "keep-alive");
+	bufq_consume(&c->in, conn_inpool(s, c), m->head_len); /* m is invalid from here */
+	if (n <= 0 || (uint32_t)n >= s->heads.size) {
+		hpool_put(&s->heads, (uint32_t)h);
+		c->req_phase = REQ_DONE;
+		conn_local(s, c, 414);
+		return;
+	}
+	c->status = get ? 301 : 308;
+	c->resp_head = h;
+	c->resp_head_len = (uint32_t)n;
+	c->resp_head_sent = 0;
+	c->resp_phase = RESP_DONE;
+	c->resp_started = true;
+	s->stats.responses[3]++;
 }
 
 /* ---- waiting for a backend slot ---- */
@@ -689,6 +871,10 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 		refuse_request(s, c, m, 400);
 		return;
 	}
+	if (s->listeners[c->listener].redirect_port != 0) {
+		redirect_https(s, c, m, target, host.len > 0 ? host : m->host);
+		return;
+	}
 	if (m->body == H1_BODY_LENGTH && s->cfg->limits.body_bytes_max > 0 &&
 	    m->content_length > s->cfg->limits.body_bytes_max) {
 		refuse_request(s, c, m, 413);
@@ -709,7 +895,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 	                     : 0;
 	c->sticky_idx = sticky_index(&snap->pools[pool], m);
 	note_request(s, c, m);
-	bufq_consume(&c->in, cpool(s), m->head_len); /* m's slices are invalid from here */
+	bufq_consume(&c->in, conn_inpool(s, c), m->head_len); /* m's slices are invalid from here */
 	budget_note_request(pool_budget(s, snap, (uint32_t)pool), s->now_ms);
 	c->pool = (uint32_t)pool;
 	c->snap_version = snap->version;
@@ -726,13 +912,13 @@ static enum h1_result parse_head(struct shard *s, struct conn *c)
 	struct h1_msg m;
 	enum h1_result r;
 	size_t len;
-	char *p = bufq_front(&c->in, cpool(s), &len);
+	char *p = bufq_front(&c->in, conn_inpool(s, c), &len);
 
 	/* A head that straddles buffers is made contiguous; header_bytes_max
 	 * <= buffers.size guarantees a complete head fits in one buffer. */
-	if (len < c->in.bytes && len < cpool(s)->buf_size) {
-		bufq_linearize(&c->in, cpool(s));
-		p = bufq_front(&c->in, cpool(s), &len);
+	if (len < c->in.bytes && len < conn_inpool(s, c)->buf_size) {
+		bufq_linearize(&c->in, conn_inpool(s, c));
+		p = bufq_front(&c->in, conn_inpool(s, c), &len);
 	}
 	memset(&m, 0, sizeof(m));
 	m.headers = s->headers;
@@ -777,7 +963,7 @@ static int classify_request(struct shard *s, struct conn *c)
 	}
 	for (;;) {
 		size_t len, used = 0;
-		char *p = bufq_run(&c->in, cpool(s), c->req_fwd, &len);
+		char *p = bufq_run(&c->in, conn_inpool(s, c), c->req_fwd, &len);
 		enum h1_result r;
 
 		if (p == NULL)
@@ -923,7 +1109,8 @@ static int sticky_field(struct shard *s, struct conn *c, char *out, size_t cap)
 
 static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
-	char cookie[CONFIG_NAME_MAX + 64];
+	const struct shard_listener *sl = &s->listeners[c->listener];
+	char extra[CONFIG_NAME_MAX + 64 + sizeof(sl->hsts)];
 	struct h1_fwd_response fwd;
 	bool ka;
 	int32_t h;
@@ -938,9 +1125,12 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	fwd.client_http10 = c->http10;
 	fwd.keep_alive = ka;
 	fwd.chunked = m->body == H1_BODY_CHUNKED && !c->http10;
-	if (c->sticky_sent != 0 && sticky_field(s, c, cookie, sizeof(cookie)) > 0) {
-		fwd.extra.ptr = cookie;
-		fwd.extra.len = strlen(cookie);
+	fwd.extra.ptr = extra;
+	if (c->sticky_sent != 0)
+		fwd.extra.len = (size_t)sticky_field(s, c, extra, sizeof(extra) - sizeof(sl->hsts));
+	if (sl->hsts_len > 0 && c->tls.ssl != NULL) {
+		memcpy(extra + fwd.extra.len, sl->hsts, sl->hsts_len);
+		fwd.extra.len += sl->hsts_len;
 	}
 	h = hpool_get(&s->heads);
 	if (h < 0)
@@ -1092,7 +1282,8 @@ static void txn_log(struct shard *s, struct conn *c)
 static bool txn_complete(const struct conn *c)
 {
 	return c->resp_phase == RESP_DONE && !c->send_on && c->local == NULL && c->resp_head < 0 &&
-	       c->resp_fwd == 0 && c->up == NULL && (c->req_phase == REQ_DONE || c->close_after);
+	       c->resp_fwd == 0 && c->up == NULL && (c->req_phase == REQ_DONE || c->close_after) &&
+	       c->tls.out.bytes == 0;
 }
 
 static void txn_finish(struct shard *s, struct conn *c)
@@ -1150,8 +1341,55 @@ static void proxy_step(struct shard *s, struct conn *c)
 		txn_finish(s, c);
 }
 
+static void conn_on_eof(struct shard *s, struct conn *c);
+
+/* tls_pull decrypts received ciphertext into c->in (up to conn_bytes_max)
+ * and queues what the handshake wrote for sending. Returns 0 when the
+ * connection was closed. */
+static int tls_pull(struct shard *s, struct conn *c)
+{
+	enum tls_result r;
+
+	if (c->state == CONN_LINGER || c->tls.closed)
+		return 1;
+	r = tls_read(&c->tls, &c->in, &s->tls_pool, s->cfg->buffers.conn_bytes_max);
+	if (c->tls.out.bytes > 0)
+		conn_send_more(s, c);
+	switch (r) {
+	case TLS_OK:
+		return 1;
+	case TLS_NOBUF:
+		tls_starve(s, c);
+		return 1;
+	case TLS_CLOSED:
+		c->recv_eof = true; /* tls.closed: reported once */
+		c->eof_pending = true;
+		return 1;
+	case TLS_FAILED:
+	default:
+		s->stats.tls_failures++;
+		if (!c->tls.established && c->state == CONN_IDLE) {
+			/* the alert BoringSSL wrote goes out before the close */
+			rlb_log(LOG_DEBUG, "client %s: TLS handshake failed", c->peer);
+			conn_linger(s, c);
+		} else {
+			conn_abort(s, c);
+		}
+		return 0;
+	}
+}
+
+void conn_tls_resume(struct shard *s, struct conn *c)
+{
+	conn_step(s, c);
+	if (c->state != CONN_FREE && c->state != CONN_CLOSING)
+		conn_send_more(s, c);
+}
+
 void conn_step(struct shard *s, struct conn *c)
 {
+	if (c->tls.ssl != NULL && !tls_pull(s, c))
+		return;
 	for (int turns = 0; turns < 64; turns++) {
 		switch (c->state) {
 		case CONN_IDLE:
@@ -1171,20 +1409,26 @@ void conn_step(struct shard *s, struct conn *c)
 				continue;
 			goto out;
 		case CONN_LINGER:
-			bufq_clear(&c->in, cpool(s));
+			bufq_clear(&c->in, conn_inpool(s, c));
+			if (c->tls.ssl != NULL)
+				bufq_clear(&c->tls.in, cpool(s));
 			goto out;
 		default:
 			goto out;
 		}
 	}
 out:
+	if (c->eof_pending && c->state != CONN_FREE && c->state != CONN_CLOSING) {
+		c->eof_pending = false;
+		conn_on_eof(s, c);
+	}
 	if (c->state != CONN_FREE)
 		conn_update_recv(s, c);
 }
 
 /* ---- completions ---- */
 
-int conn_open(struct shard *s, int fd)
+int conn_open(struct shard *s, int fd, uint32_t listener)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -1198,7 +1442,19 @@ int conn_open(struct shard *s, int fd)
 	RLB_ASSERT(c->ops == 0);
 	s->conns_active++;
 	c->fd = fd;
+	c->listener = (uint8_t)listener;
 	c->recv_on = c->recv_stop = c->recv_eof = c->send_on = c->starved = false;
+	c->eof_pending = c->tls_starved = c->shut_pending = false;
+	tls_link_init(&c->tls);
+	if (s->listeners[listener].tls != NULL &&
+	    !tls_accept(&c->tls, s->listeners[listener].tls, cpool(s), &s->tls_pool)) {
+		rlb_log(LOG_WARN, "shard %u: out of memory for a TLS session", s->id);
+		c->fd = -1;
+		c->state = CONN_FREE;
+		s->conn_free[s->conn_nfree++] = conn_slot(s, c);
+		s->conns_active--;
+		return 0;
+	}
 	c->close_after = false;
 	c->up = NULL;
 	c->req_head = c->resp_head = -1;
@@ -1263,7 +1519,8 @@ void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 		ring_note_buffer(&s->ring, RING_GROUP_CLIENT);
 		if (cqe->res > 0 &&
 		    (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_PROXY))
-			bufq_push(&c->in, cpool(s), ring_cqe_bid(cqe), (uint32_t)cqe->res);
+			bufq_push(c->tls.ssl != NULL ? &c->tls.in : &c->in, cpool(s),
+			          ring_cqe_bid(cqe), (uint32_t)cqe->res);
 		else
 			cpool(s)->recycle(cpool(s), ring_cqe_bid(cqe));
 	}
@@ -1281,7 +1538,12 @@ void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 		}
 	} else if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ECANCELED)) {
 		c->recv_eof = true;
-		eof = true;
+		/* With TLS the end comes when the records before it are read
+		 * (tls_pull reports it); lingering needs no more than EOF. */
+		if (c->tls.ssl != NULL && c->state != CONN_LINGER)
+			c->tls.eof = true;
+		else
+			eof = true;
 	}
 	if (!more)
 		conn_op_done(s, c);
@@ -1289,16 +1551,16 @@ void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 		return;
 	if (cqe->res > 0 && c->state == CONN_PROXY && c->req_phase == REQ_BODY)
 		conn_arm(s, c, s->cfg->timeouts.client_body_ms);
+	if (eof)
+		c->eof_pending = true;
 	conn_step(s, c);
-	if (eof && c->state != CONN_FREE && c->state != CONN_CLOSING)
-		conn_on_eof(s, c);
 }
 
 /* account_sent releases what a completed send carried: the constant
  * response first, then the response head, then body bytes from c->rin. */
 static void account_sent(struct shard *s, struct conn *c, uint64_t n)
 {
-	c->bytes_out += n;
+	c->bytes_out += n; /* with TLS: plaintext, counted as it is encrypted */
 	if (c->local != NULL) {
 		uint64_t take = c->local_len - c->local_sent;
 
@@ -1339,7 +1601,19 @@ void conn_on_send(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 		return;
 	}
 	RLB_ASSERT((uint64_t)cqe->res <= c->send_inflight);
-	account_sent(s, c, (uint64_t)cqe->res);
+	if (c->tls.ssl != NULL) {
+		bufq_consume(&c->tls.out, &s->tls_pool.pool, (uint64_t)cqe->res);
+		if (c->shut_pending) {
+			if (c->tls.out.bytes > 0) {
+				conn_send_now(s, c);
+				return;
+			}
+			c->shut_pending = false;
+			shutdown(c->fd, SHUT_WR);
+		}
+	} else {
+		account_sent(s, c, (uint64_t)cqe->res);
+	}
 	conn_update_timer(s, c);
 	conn_step(s, c);
 }

@@ -11,9 +11,21 @@
 
 /* --- proxy.c: client side --- */
 
-/* conn_open starts serving accepted socket `fd` in a free slot. Returns 1,
- * or 0 when the slab is full (the caller closes fd). */
-int conn_open(struct shard *s, int fd);
+/* conn_inpool is the pool whose buffers hold c->in: the ring's client
+ * buffers for a plain connection, the shard's TLS buffers (decrypted
+ * plaintext) for a TLS one. */
+static inline struct bufpool *conn_inpool(struct shard *s, const struct conn *c)
+{
+	return c->tls.ssl != NULL ? &s->tls_pool.pool : ring_pool(&s->ring, RING_GROUP_CLIENT);
+}
+
+/* conn_open starts serving socket `fd`, accepted on listener `listener`,
+ * in a free slot. Returns 1, or 0 when the slab is full or TLS could not
+ * start (the caller closes fd). */
+int conn_open(struct shard *s, int fd, uint32_t listener);
+
+/* conn_tls_resume retries a TLS connection that waited for TLS buffers. */
+void conn_tls_resume(struct shard *s, struct conn *c);
 
 /* conn_on_recv, conn_on_send and conn_on_cancel handle the completions of a
  * client connection's operations. */

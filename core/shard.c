@@ -184,6 +184,36 @@ static void set_limits(struct shard *s)
 	s->chunk_limits.trailer_bytes_max = l->header_bytes_max;
 }
 
+/* setup_tls maps the TLS buffers when a listener speaks TLS, and fills in
+ * each listener's response options. */
+static int setup_tls(struct shard *s)
+{
+	const struct config *cfg = s->cfg;
+	bool any = false;
+
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		struct shard_listener *sl = &s->listeners[i];
+		int n = 0;
+
+		any |= sl->tls != NULL;
+		sl->redirect_port = l->redirect_https;
+		if (l->tls != NULL && l->tls->hsts_ms > 0)
+			n = snprintf(sl->hsts, sizeof(sl->hsts),
+			             "Strict-Transport-Security: max-age=%llu%s\r\n",
+			             (unsigned long long)(l->tls->hsts_ms / 1000),
+			             l->tls->hsts_subdomains ? "; includeSubDomains" : "");
+		sl->hsts_len = n > 0 && (size_t)n < sizeof(sl->hsts) ? (uint32_t)n : 0;
+	}
+	if (any &&
+	    !mempool_init(&s->tls_pool, cfg->buffers.tls_count, (uint32_t)cfg->buffers.size)) {
+		snprintf(s->err, sizeof(s->err),
+		         "out of memory for TLS buffers; lower buffers.tls_count");
+		return 0;
+	}
+	return 1;
+}
+
 static int shard_setup(struct shard *s)
 {
 	const struct config *cfg = s->cfg;
@@ -216,6 +246,8 @@ static int shard_setup(struct shard *s)
 		         "limits.conns_max");
 		return 0;
 	}
+	if (!setup_tls(s))
+		return 0;
 	for (uint32_t i = 0; i < s->num_listeners; i++)
 		arm_accept(s, i);
 	return 1;
@@ -239,15 +271,18 @@ static void shard_teardown(struct shard *s)
 		s->listen_fds[i] = -1;
 	}
 	if (s->conns != NULL)
-		for (uint32_t i = 0; i < s->cfg->limits.conns_max; i++)
+		for (uint32_t i = 0; i < s->cfg->limits.conns_max; i++) {
 			if (s->conns[i].fd >= 0)
 				close(s->conns[i].fd);
+			tls_free(&s->conns[i].tls);
+		}
 	if (s->ups != NULL)
 		for (uint32_t i = 0; i < s->cfg->limits.upstream_conns_max; i++)
 			if (s->ups[i].fd >= 0)
 				close(s->ups[i].fd);
 	ring_cleanup(&s->ring);
 	hpool_cleanup(&s->heads);
+	mempool_cleanup(&s->tls_pool);
 	free_slabs(s);
 }
 
@@ -279,10 +314,11 @@ static void resume_accept(struct shard *s)
 {
 	while (s->num_waiting > 0 && s->conn_nfree > 0) {
 		int fd = s->waiting[s->waiting_head];
+		uint32_t li = s->waiting_listener[s->waiting_head];
 
 		s->waiting_head = (s->waiting_head + 1) % ACCEPT_WAITING_MAX;
 		s->num_waiting--;
-		if (!conn_open(s, fd))
+		if (!conn_open(s, fd, li))
 			close(fd);
 	}
 	if (!s->accept_paused || s->conn_nfree == 0 || s->draining || s->num_waiting > 0)
@@ -297,7 +333,7 @@ static void resume_accept(struct shard *s)
  * accept completion was already on the way when accepting paused) until a
  * slot frees, so the connection limit never turns into resets. Beyond
  * ACCEPT_WAITING_MAX it is refused. */
-static void park(struct shard *s, int fd)
+static void park(struct shard *s, int fd, uint32_t listener)
 {
 	if (s->num_waiting == ACCEPT_WAITING_MAX || s->draining) {
 		close(fd);
@@ -305,6 +341,8 @@ static void park(struct shard *s, int fd)
 		return;
 	}
 	s->waiting[(s->waiting_head + s->num_waiting) % ACCEPT_WAITING_MAX] = fd;
+	s->waiting_listener[(s->waiting_head + s->num_waiting) % ACCEPT_WAITING_MAX] =
+	        (uint8_t)listener;
 	s->num_waiting++;
 }
 
@@ -312,8 +350,8 @@ static void on_accept(struct shard *s, uint32_t idx, const struct ring_cqe *cqe)
 {
 	if (cqe->res >= 0) {
 		if (s->conn_nfree == 0 || s->num_waiting > 0 || s->draining) {
-			park(s, cqe->res);
-		} else if (conn_open(s, cqe->res)) {
+			park(s, cqe->res, idx);
+		} else if (conn_open(s, cqe->res, idx)) {
 			s->stats.accepted++;
 		}
 		if (s->conn_nfree == 0 && !s->accept_paused && !s->draining)
@@ -426,6 +464,23 @@ static void restart_starved(struct shard *s)
 		else
 			c->starved = false;
 	}
+	/* TLS buffers came back: retry every connection that waited for one
+	 * (each takes what it can and waits again if they run out). */
+	if (s->tls_pool.freed && s->tls_starved != NULL) {
+		struct conn *list = s->tls_starved;
+
+		s->tls_starved = NULL;
+		while (list != NULL) {
+			struct conn *c = list;
+
+			list = c->tls_starved_next;
+			c->tls_starved_next = NULL;
+			c->tls_starved = false;
+			if (c->state != CONN_FREE && c->state != CONN_CLOSING)
+				conn_tls_resume(s, c);
+		}
+	}
+	s->tls_pool.freed = false;
 	while (s->up_starved != NULL && s->ring.groups[RING_GROUP_UPSTREAM].avail > 0) {
 		struct upconn *u = s->up_starved;
 
@@ -562,7 +617,8 @@ static uint32_t online_cpus(int *out, uint32_t max)
 	return n;
 }
 
-struct shard *shard_start_all(const struct config *cfg, uint32_t n, char *err, size_t err_len)
+struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_server *const *tls,
+                              char *err, size_t err_len)
 {
 	struct shard *shards = rlb_xcalloc(n, sizeof(*shards));
 	struct shard_boot *boots = rlb_xcalloc(n, sizeof(*boots));
@@ -574,6 +630,8 @@ struct shard *shard_start_all(const struct config *cfg, uint32_t n, char *err, s
 	for (uint32_t i = 0; i < n; i++) {
 		shards[i].id = i;
 		shards[i].cfg = cfg;
+		for (size_t j = 0; j < cfg->num_listeners; j++)
+			shards[i].listeners[j].tls = tls != NULL ? tls[j] : NULL;
 		shards[i].cpu = cfg->pin_workers && ncpu > 0 ? cpus[i % ncpu] : -1;
 		boots[i].s = &shards[i];
 		atomic_fetch_add(&shards_running, 1);

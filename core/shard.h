@@ -16,8 +16,10 @@
 
 /* shard_start_all creates `n` shards for `cfg` (which must outlive them),
  * waits until each has its ring and listeners, and returns the array, or
- * NULL with a message in err (every started shard is stopped first). */
-struct shard *shard_start_all(const struct config *cfg, uint32_t n, char *err, size_t err_len);
+ * NULL with a message in err (every started shard is stopped first).
+ * tls[i] is listener i's TLS server (NULL: plain); `tls` may be NULL. */
+struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_server *const *tls,
+                              char *err, size_t err_len);
 
 /* shard_request_stop asks every shard to stop accepting and to finish its
  * in-flight requests within timeouts.drain. Safe from any thread. */

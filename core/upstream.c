@@ -30,11 +30,6 @@ static uint32_t up_slot(const struct shard *s, const struct upconn *u)
 	return (uint32_t)(u - s->ups);
 }
 
-static struct bufpool *cpool(struct shard *s)
-{
-	return ring_pool(&s->ring, RING_GROUP_CLIENT);
-}
-
 static struct bufpool *upool(struct shard *s)
 {
 	return ring_pool(&s->ring, RING_GROUP_UPSTREAM);
@@ -533,7 +528,8 @@ void up_send_more(struct shard *s, struct upconn *u)
 	if (c->req_fwd > 0 && c->req_head_sent + bytes == c->req_head_len) {
 		uint64_t more = 0;
 
-		n += bufq_iov(&c->in, cpool(s), 0, c->req_fwd, u->iov + n, CONN_IOV_MAX - n, &more);
+		n += bufq_iov(&c->in, conn_inpool(s, c), 0, c->req_fwd, u->iov + n,
+		              CONN_IOV_MAX - n, &more);
 		bytes += more;
 	}
 	if (bytes == 0)
@@ -700,7 +696,7 @@ void up_on_send(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 	}
 	if (n > 0) {
 		RLB_ASSERT(n <= c->req_fwd);
-		bufq_consume(&c->in, cpool(s), n);
+		bufq_consume(&c->in, conn_inpool(s, c), n);
 		c->req_fwd -= n;
 	}
 	up_update_timer(s, u);

@@ -21,7 +21,7 @@ set -euo pipefail
 
 # The command line as given, for the report (before defaults are filled in).
 if [[ -n "${MAKELEVEL:-}" ]]; then cmdline="make bench"; else cmdline="bash bench/run.sh"; fi
-for v in RINGLB BENCH_CONTENDERS BENCH_PIN BENCH_ROUNDS BENCH_DURATION BENCH_QUICK; do
+for v in RINGLB BENCH_CONTENDERS BENCH_WORKLOADS BENCH_PIN BENCH_ROUNDS BENCH_DURATION BENCH_QUICK; do
 	if [[ -n "${!v:-}" ]]; then cmdline="$v=$(printf '%q' "${!v}") $cmdline"; fi
 done
 
@@ -46,13 +46,28 @@ PICK_BENCH=build/bench_pick
 read -ra CONTENDERS_WANTED <<<"${BENCH_CONTENDERS:-ringlb nginx haproxy}"
 WRK_THREADS=2
 
-# Workloads: name, path, connections. Every response body is fixed-size.
+# Workloads: name, path, connections, scheme, connection mode. Every
+# response body is fixed-size. "close" sends Connection: close, so wrk opens
+# a new connection for every request: over https that is one full TLS
+# handshake per request (wrk does not resume sessions).
 WORKLOADS=(
-	"small-c64 / 64"
-	"small-c256 / 256"
-	"16k-c64 /16k 64"
-	"256k-c64 /256k 64"
+	"small-c64 / 64 http keep"
+	"small-c256 / 256 http keep"
+	"16k-c64 /16k 64 http keep"
+	"256k-c64 /256k 64 http keep"
+	"https-small-c64 / 64 https keep"
+	"https-16k-c64 /16k 64 https keep"
+	"https-handshake-c64 / 64 https close"
 )
+if [[ -n "${BENCH_WORKLOADS:-}" ]]; then
+	# a subset by name, e.g. BENCH_WORKLOADS="https-small-c64 https-handshake-c64"
+	keep=()
+	for w in "${WORKLOADS[@]}"; do
+		[[ " $BENCH_WORKLOADS " == *" ${w%% *} "* ]] && keep+=("$w")
+	done
+	WORKLOADS=("${keep[@]}")
+	((${#WORKLOADS[@]} > 0)) || { echo "bench: no workload matches BENCH_WORKLOADS" >&2; exit 1; }
+fi
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -220,10 +235,20 @@ fi
 
 # --------------------------------------------------------------------- set-up
 
-read -r P_O1 P_O2 P_RINGLB P_NGINX P_HAPROXY <<<"$(free_ports 5)"
-[[ -n "$P_HAPROXY" ]] || die "could not find 5 free ports"
+read -r P_O1 P_O2 P_RINGLB P_NGINX P_HAPROXY S_RINGLB S_NGINX S_HAPROXY <<<"$(free_ports 8)"
+[[ -n "$S_HAPROXY" ]] || die "could not find 8 free ports"
 declare -A PORT=([origin-1]=$P_O1 [origin-2]=$P_O2 [ringlb]=$P_RINGLB
 	[nginx]=$P_NGINX [haproxy]=$P_HAPROXY)
+declare -A TLS_PORT=([ringlb]=$S_RINGLB [nginx]=$S_NGINX [haproxy]=$S_HAPROXY)
+
+# One certificate for every contender: ECDSA P-256, the common choice for
+# fast handshakes. HAProxy wants certificate and key in one file.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj /CN=bench.test -addext subjectAltName=DNS:bench.test \
+	-keyout "$OUT/tls.key" -out "$OUT/tls.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
+chmod 600 "$OUT/tls.key"
+cat "$OUT/tls.crt" "$OUT/tls.key" >"$OUT/tls.pem"
+chmod 600 "$OUT/tls.pem"
 
 USER_LINE=""
 [[ $(id -u) == 0 ]] && USER_LINE="user root;"
@@ -238,10 +263,12 @@ for o in origin-1 origin-2; do
 		USER_LINE="$USER_LINE"
 done
 mkdir -p "$OUT/tmp/nginx-proxy"
-render bench/nginx-proxy.conf.in "$OUT/nginx-proxy.conf" PORT="$P_NGINX" \
-	ORIGIN1="$P_O1" ORIGIN2="$P_O2" USER_LINE="$USER_LINE"
-render bench/haproxy.cfg.in "$OUT/haproxy.cfg" PORT="$P_HAPROXY" ORIGIN1="$P_O1" ORIGIN2="$P_O2"
-render bench/ringlb.yaml.in "$OUT/ringlb.yaml" PORT="$P_RINGLB" ORIGIN1="$P_O1" ORIGIN2="$P_O2"
+render bench/nginx-proxy.conf.in "$OUT/nginx-proxy.conf" PORT="$P_NGINX" TLS_PORT="$S_NGINX" \
+	ORIGIN1="$P_O1" ORIGIN2="$P_O2" USER_LINE="$USER_LINE" CERT="$ABS_OUT/tls.crt" KEY="$ABS_OUT/tls.key"
+render bench/haproxy.cfg.in "$OUT/haproxy.cfg" PORT="$P_HAPROXY" TLS_PORT="$S_HAPROXY" \
+	ORIGIN1="$P_O1" ORIGIN2="$P_O2" PEM="$ABS_OUT/tls.pem"
+render bench/ringlb.yaml.in "$OUT/ringlb.yaml" PORT="$P_RINGLB" TLS_PORT="$S_RINGLB" \
+	ORIGIN1="$P_O1" ORIGIN2="$P_O2" CERT="$ABS_OUT/tls.crt" KEY="$ABS_OUT/tls.key"
 
 # wrk and the proxies need a few thousand descriptors each; the configs stay
 # under 16384 per process.
@@ -274,7 +301,8 @@ for c in "${CONTENDERS_WANTED[@]}"; do
 		;;
 	*) die "unknown contender '$c' in BENCH_CONTENDERS" ;;
 	esac
-	if wait_ready "$c" "${PORT[$c]}"; then
+	if wait_ready "$c" "${PORT[$c]}" &&
+		curl -skf --max-time 5 -o /dev/null "https://127.0.0.1:${TLS_PORT[$c]}/16k"; then
 		CONTENDERS+=("$c")
 	else
 		SKIPPED[$c]="failed to start or answer; see $OUT/$c.log"
@@ -339,14 +367,18 @@ parse_wrk() {
 
 # measure ROUND CONTENDER WORKLOAD
 measure() {
-	local round=$1 c=$2 w=$3 name path conns pids t0 t1 file rps p50 p99 reqs errs
-	read -r name path conns <<<"$w"
+	local round=$1 c=$2 w=$3 name path conns scheme mode pids t0 t1 file rps p50 p99 reqs errs
+	local port hdr=()
+	read -r name path conns scheme mode <<<"$w"
 	file=$OUT/wrk/r$round-$c-$name.txt
+	port=${PORT[$c]}
+	[[ "$scheme" == https ]] && port=${TLS_PORT[$c]}
+	[[ "$mode" == close ]] && hdr=(-H "Connection: close")
 	# shellcheck disable=SC2207
 	pids=($(tree "${PID[$c]}"))
 	t0=$(cpu_ticks "${pids[@]}")
-	run_wrk "$file" -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency \
-		"http://127.0.0.1:${PORT[$c]}$path"
+	run_wrk "$file" -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "${hdr[@]}" \
+		"$scheme://127.0.0.1:$port$path"
 	t1=$(cpu_ticks "${pids[@]}")
 	read -r rps p50 p99 reqs errs <<<"$(parse_wrk "$file")"
 	local ticks=$((t1 - t0))
@@ -365,6 +397,7 @@ measure() {
 log "warming up (${WARMUP} per contender)"
 for c in "${CONTENDERS[@]}"; do
 	run_wrk "$OUT/wrk/warmup-$c.txt" -t"$WRK_THREADS" -c256 -d"$WARMUP" "http://127.0.0.1:${PORT[$c]}/"
+	run_wrk "$OUT/wrk/warmup-tls-$c.txt" -t"$WRK_THREADS" -c64 -d"$WARMUP" "https://127.0.0.1:${TLS_PORT[$c]}/"
 done
 
 n=${#CONTENDERS[@]}
@@ -460,7 +493,9 @@ for w in workloads:
               f"{lat(a['p99'])} | {a['cpu']:.1f} | {rr} | {cr} | {a['errors']} |")
 print()
 print("Workloads: small = GET / (12-byte body), 16k = GET /16k (16384 bytes), "
-      "256k = GET /256k (262144 bytes); cNN = wrk connections. "
+      "256k = GET /256k (262144 bytes); cNN = wrk connections; https- = the same over "
+      "TLS (ECDSA P-256 certificate, keep-alive); https-handshake = Connection: close, "
+      "a new connection and full TLS handshake per request. "
       "spread = (max - min) / median of req/s over the rounds. "
       "CPU-µs/req = utime+stime of the proxy's processes during the run / requests completed. "
       "Ratios: > 1 for req/s is better than nginx, < 1 for CPU is better than nginx.")

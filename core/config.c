@@ -546,6 +546,12 @@ static const struct field pool_fields[] = {
         FIELD("passive_health", T, passive, F_PASSIVE, 0, 0, 0),
         FIELD("agent", T, agent, F_AGENT, 0, 0, 0),
         FIELD("backends", T, backends, F_BACKENDS, FL_REQUIRED, 0, 0),
+        FIELD("tls", T, tls.enabled, F_BOOL, 0, 0, 1),
+        FIELD("tls_verify", T, tls.verify, F_BOOL, 0, 0, 1),
+        FIELD("tls_ca", T, tls.ca, F_FILE, 0, 0, 0),
+        FIELD("tls_name", T, tls.name, F_HOST, 0, 0, 0),
+        FIELD("tls_cert", T, tls.cert, F_FILE, 0, 0, 0),
+        FIELD("tls_key", T, tls.key, F_FILE, 0, 0, 0),
 };
 #undef T
 
@@ -774,6 +780,7 @@ static void pool_defaults(struct config_pool *pool)
 	pool->passive.failures = 0;
 	pool->passive.ejection_ms = 10 * 1000;
 	pool->passive.ejection_max_ms = 5 * 60 * 1000;
+	pool->tls.verify = true;
 }
 
 void config_defaults(struct config *cfg)
@@ -1975,6 +1982,17 @@ static int validate_pool(struct vctx *v, size_t i)
 		return 0;
 	if (!validate_hash(v, i))
 		return 0;
+	if ((pool->tls.cert[0] != '\0') != (pool->tls.key[0] != '\0')) {
+		snprintf(key, sizeof(key), "pools[%zu].%s", i,
+		         pool->tls.cert[0] ? "tls_key" : "tls_cert");
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "tls_cert and tls_key go together");
+	}
+	if (!pool->tls.enabled && (pool->tls.cert[0] || pool->tls.ca[0] || pool->tls.name[0])) {
+		snprintf(key, sizeof(key), "pools[%zu].tls", i);
+		return errorf(v->err, v->err_len, c->source, line, key,
+		              "tls_ca, tls_name and tls_cert need tls: on");
+	}
 	if ((pool->algorithm == CONFIG_ALG_RESOURCE) != pool->agent.enabled) {
 		snprintf(key, sizeof(key), "pools[%zu].%s", i,
 		         pool->agent.enabled ? "agent" : "algorithm");

@@ -160,6 +160,18 @@ struct config_passive {
 	uint64_t ejection_max_ms; /* longest ejection, default 5m */
 };
 
+#define CONFIG_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt" /* Debian's system CAs */
+
+/* TLS from ringlb to a pool's backends. */
+struct config_pool_tls {
+	bool enabled;               /* tls: on */
+	bool verify;                /* verify the backend's certificate, default true */
+	char ca[CONFIG_PATH_MAX];   /* PEM CAs to verify with; "" = CONFIG_CA_BUNDLE */
+	char name[256];             /* SNI and the name verified; "" = verify the backend's IP */
+	char cert[CONFIG_PATH_MAX]; /* client certificate (PEM chain); "" = none */
+	char key[CONFIG_PATH_MAX];  /* its private key */
+};
+
 struct config_pool {
 	char name[CONFIG_NAME_MAX];
 	enum config_algorithm algorithm;
@@ -182,6 +194,7 @@ struct config_pool {
 	uint64_t queue_timeout_ms;           /* longest wait in that queue, then 503; default 5s */
 	uint32_t hash_balance_factor;        /* percent of the mean load a backend may carry
 	                                        (hash, ip_hash); 0 = unbounded, else 101..1000 */
+	struct config_pool_tls tls;
 	size_t num_backends;
 	struct config_backend *backends; /* owned */
 	uint32_t _line; /* private to config.c: line of `name`, 0 if not from a file */

@@ -113,6 +113,7 @@ struct conn {
 	bool eof_pending;    /* the client's end of input is to be handled (conn_step) */
 	bool tls_starved;    /* waiting for TLS buffers (in s->tls_starved) */
 	bool shut_pending;   /* lingering: shut the write side once `tls.out` is sent */
+	bool rin_tls;        /* `rin` holds TLS buffers (decrypted from a TLS backend) */
 	uint8_t listener;    /* index of the listener that accepted it */
 	struct conn *q_next; /* next in its pool's wait queue */
 
@@ -183,6 +184,10 @@ struct upconn {
 	uint8_t ops;
 	bool recv_on, recv_stop, send_on, starved;
 	bool got_bytes;    /* received response bytes for the current request */
+	bool is_tls;       /* its pool speaks TLS to backends: `tls` is (being) set up */
+	bool tls_stalled;  /* decrypting stopped with c->rin full (or no TLS buffer) */
+	bool pump_pending; /* queued in s->up_pump */
+	struct tls_link tls;
 	uint32_t requests; /* requests sent on this connection */
 	uint32_t backend_uid;
 	uint32_t pool;
@@ -256,6 +261,9 @@ struct shard {
 	uint32_t *up_free;
 	uint32_t up_nfree;
 	struct idle_list *idle; /* [SNAPSHOT_UIDS_MAX] */
+	void **up_sessions;     /* [SNAPSHOT_UIDS_MAX]: newest TLS session per backend */
+	uint64_t *up_pump;      /* (gen << 32 | slot) of TLS upstreams to decrypt for, this turn */
+	uint32_t num_up_pump, up_pump_cap;
 	struct lb_local lb_local[CONFIG_POOLS_MAX];
 	uint64_t lb_version;
 	struct retry_budget budgets[CONFIG_POOLS_MAX]; /* per pool, this shard's requests */

@@ -32,7 +32,13 @@
  * agent poll at [SNAPSHOT_UIDS_MAX + uid]. */
 #define CHECK_SLOTS (2 * SNAPSHOT_UIDS_MAX)
 
-enum check_phase { CHECK_IDLE = 0, CHECK_CONNECTING, CHECK_SENDING, CHECK_READING };
+enum check_phase {
+	CHECK_IDLE = 0,
+	CHECK_CONNECTING,
+	CHECK_HANDSHAKE, /* TLS pools: HTTP checks and agent polls speak TLS */
+	CHECK_SENDING,
+	CHECK_READING
+};
 
 struct check {
 	uint32_t uid;
@@ -41,6 +47,9 @@ struct check {
 	bool down;
 	uint8_t phase;
 	int fd;
+	struct tls_client *tls; /* the pool's, valid while the snapshot is read */
+	void *ssl;              /* the check's TLS session, or NULL */
+	short want;             /* poll events a TLS step waits for */
 	char name[64];
 	char pool[CONFIG_NAME_MAX];
 	struct sockaddr_storage addr;
@@ -63,6 +72,10 @@ static bool started;
 
 static void close_check(struct check *c)
 {
+	if (c->ssl != NULL)
+		tls_sock_free(c->ssl);
+	c->ssl = NULL;
+	c->want = 0;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -194,6 +207,33 @@ static void agent_verdict(struct check *c, uint64_t now)
 }
 
 /* step advances a check whose socket is ready. */
+/* tls_step runs one TLS operation of a check. Returns 1 with *out_n set
+ * when it completed (bytes; 0 at the end of the response), 0 when the
+ * check must wait for c->want or has failed (the verdict is given). */
+static int tls_step(struct check *c, enum tls_sock_op op, void *buf, size_t len, uint64_t now,
+                    ssize_t *out_n)
+{
+	char reason[96];
+	int r = c->ssl != NULL ? tls_sock_io(c->ssl, op, buf, len) : TLS_SOCK_ERROR;
+
+	c->want = 0;
+	if (r == TLS_SOCK_WANT_READ || r == TLS_SOCK_WANT_WRITE) {
+		c->want = r == TLS_SOCK_WANT_READ ? POLLIN : POLLOUT;
+		return 0;
+	}
+	if (r == TLS_SOCK_ERROR && (op != TLS_SOCK_READ || c->ssl == NULL)) {
+		c->result = -EPROTO;
+		snprintf(reason, sizeof(reason), "TLS: %s",
+		         c->ssl != NULL ? tls_sock_error(c->ssl) : "out of memory");
+		verdict(c, false, reason, now);
+		return 0;
+	}
+	if (op == TLS_SOCK_HANDSHAKE)
+		c->phase = CHECK_SENDING;
+	*out_n = r < 0 ? -1 : r;
+	return 1;
+}
+
 static void step(struct check *c, short revents, uint64_t now)
 {
 	char reason[96];
@@ -216,22 +256,41 @@ static void step(struct check *c, short revents, uint64_t now)
 			return;
 		}
 		c->phase = CHECK_SENDING;
+		if (c->tls != NULL) {
+			c->ssl = tls_sock_new(c->tls, c->fd, (struct sockaddr *)&c->addr);
+			c->phase = CHECK_HANDSHAKE;
+		}
 	}
+	if (c->phase == CHECK_HANDSHAKE && !tls_step(c, TLS_SOCK_HANDSHAKE, NULL, 0, now, &n))
+		return;
 	if (c->phase == CHECK_SENDING) {
-		n = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN) {
-			c->result = -errno;
-			verdict(c, false, "send failed", now);
-			return;
+		if (c->ssl != NULL) {
+			if (!tls_step(c, TLS_SOCK_WRITE, c->req + c->req_sent,
+			              c->req_len - c->req_sent, now, &n))
+				return;
+		} else {
+			n = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent,
+			         MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN) {
+				c->result = -errno;
+				verdict(c, false, "send failed", now);
+				return;
+			}
 		}
 		c->req_sent += n > 0 ? (size_t)n : 0;
 		if (c->req_sent == c->req_len)
 			c->phase = CHECK_READING;
 		return;
 	}
-	n = recv(c->fd, c->resp + c->resp_len, sizeof(c->resp) - 1 - c->resp_len, 0);
-	if (n < 0 && errno == EAGAIN)
-		return;
+	if (c->ssl != NULL) {
+		if (!tls_step(c, TLS_SOCK_READ, c->resp + c->resp_len,
+		              sizeof(c->resp) - 1 - c->resp_len, now, &n))
+			return;
+	} else {
+		n = recv(c->fd, c->resp + c->resp_len, sizeof(c->resp) - 1 - c->resp_len, 0);
+		if (n < 0 && errno == EAGAIN)
+			return;
+	}
 	if (n > 0)
 		c->resp_len += (size_t)n;
 	c->resp[c->resp_len] = '\0';
@@ -284,6 +343,7 @@ static void keep_check(const struct snap_pool *sp, const struct lb_backend *b,
 		c->cfg = own != NULL ? *own : sp->health;
 	}
 	c->live = sp->lb.live;
+	c->tls = sp->tls;
 	c->addr = b->addr;
 	c->addr_len = b->addr_len;
 	snprintf(c->name, sizeof(c->name), "%s", b->name);
@@ -383,7 +443,9 @@ static void check_turn(struct pollfd *pfds, struct check **polled)
 		if (c->phase == CHECK_IDLE)
 			continue;
 		pfds[n].fd = c->fd;
-		pfds[n].events = c->phase == CHECK_READING ? POLLIN : POLLOUT;
+		pfds[n].events = c->want != 0                ? c->want
+		                 : c->phase == CHECK_READING ? POLLIN
+		                                             : POLLOUT;
 		pfds[n].revents = 0;
 		polled[n++] = c;
 	}

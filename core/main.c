@@ -461,6 +461,23 @@ static int load_tls(const struct config *cfg, struct tls_server **tls, char *err
 	return 1;
 }
 
+/* check_pool_tls loads the TLS settings of pools with TLS backends (CAs,
+ * client certificates), as a start would, for -t. */
+static int check_pool_tls(const struct config *cfg, char *err, size_t len)
+{
+	for (size_t i = 0; i < cfg->num_pools; i++) {
+		struct tls_client *cli;
+
+		if (!cfg->pools[i].tls.enabled)
+			continue;
+		cli = tls_client_new(&cfg->pools[i].tls, cfg->pools[i].name, err, len);
+		if (cli == NULL)
+			return 0;
+		tls_client_free(cli);
+	}
+	return 1;
+}
+
 static int run(struct config *cfg, const char *config_path)
 {
 	struct control ctl = {.cfg = cfg, .config_path = config_path, .alog_fd = -1};
@@ -580,7 +597,8 @@ int main(int argc, char **argv)
 	if (o.test_only) {
 		struct tls_server *tls[CONFIG_LISTENERS_MAX] = {0};
 
-		if (!load_tls(cfg, tls, err, sizeof(err))) {
+		if (!load_tls(cfg, tls, err, sizeof(err)) ||
+		    !check_pool_tls(cfg, err, sizeof(err))) {
 			fprintf(stderr, "%s\n", err);
 			config_free(cfg);
 			free(cfg);

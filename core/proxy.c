@@ -64,11 +64,6 @@ static struct bufpool *cpool(struct shard *s)
 	return ring_pool(&s->ring, RING_GROUP_CLIENT);
 }
 
-static struct bufpool *upool(struct shard *s)
-{
-	return ring_pool(&s->ring, RING_GROUP_UPSTREAM);
-}
-
 static uint32_t conn_slot(const struct shard *s, const struct conn *c)
 {
 	return (uint32_t)(c - s->conns);
@@ -188,7 +183,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	timer_disarm(&s->wheel, &c->timer);
 	bufq_clear(&c->in, conn_inpool(s, c));
 	tls_free(&c->tls); /* after c->in: its pool depends on tls.ssl */
-	bufq_clear(&c->rin, upool(s));
+	bufq_clear(&c->rin, conn_rinpool(s, c));
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
 	if (c->fd >= 0)
@@ -238,7 +233,7 @@ static void conn_linger(struct shard *s, struct conn *c)
 {
 	c->state = CONN_LINGER;
 	bufq_clear(&c->in, conn_inpool(s, c));
-	bufq_clear(&c->rin, upool(s));
+	bufq_clear(&c->rin, conn_rinpool(s, c));
 	if (c->recv_eof || s->cfg->timeouts.linger_ms == 0) {
 		conn_abort(s, c);
 		return;
@@ -276,7 +271,7 @@ static const char *pending_plain(struct shard *s, struct conn *c, size_t *out_le
 		return hpool_data(&s->heads, (uint32_t)c->resp_head) + c->resp_head_sent;
 	}
 	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
-		const char *p = bufq_front(&c->rin, upool(s), out_len);
+		const char *p = bufq_front(&c->rin, conn_rinpool(s, c), out_len);
 
 		if (*out_len > c->resp_fwd)
 			*out_len = (size_t)c->resp_fwd;
@@ -370,7 +365,7 @@ static void conn_send_now(struct shard *s, struct conn *c)
 		if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
 			uint64_t more = 0;
 
-			n += bufq_iov(&c->rin, upool(s), 0, c->resp_fwd, c->iov + n,
+			n += bufq_iov(&c->rin, conn_rinpool(s, c), 0, c->resp_fwd, c->iov + n,
 			              CONN_IOV_MAX - n, &more);
 			bytes += more;
 		}
@@ -1016,7 +1011,7 @@ static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 	}
 	for (;;) {
 		size_t len, used = 0, data = 0;
-		char *p = bufq_run(&c->rin, upool(s), c->resp_fwd, &len);
+		char *p = bufq_run(&c->rin, conn_rinpool(s, c), c->resp_fwd, &len);
 		enum h1_result r;
 
 		if (p == NULL)
@@ -1024,7 +1019,7 @@ static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 		if (c->resp_dechunk) {
 			r = h1_chunked_decode(&c->resp_chunk, &s->chunk_limits, p, len, &used,
 			                      &data);
-			bufq_cut(&c->rin, upool(s), c->resp_fwd + data, used - data);
+			bufq_cut(&c->rin, conn_rinpool(s, c), c->resp_fwd + data, used - data);
 			c->resp_fwd += data;
 		} else {
 			r = h1_chunked_feed(&c->resp_chunk, &s->chunk_limits, p, len, &used);
@@ -1160,10 +1155,10 @@ static int parse_response(struct shard *s, struct conn *c)
 	if (c->resp_phase != RESP_HEAD || c->local != NULL || c->resp_head >= 0 ||
 	    c->rin.bytes == 0)
 		return 0;
-	p = bufq_front(&c->rin, upool(s), &len);
-	if (len < c->rin.bytes && len < upool(s)->buf_size) {
-		len = bufq_linearize(&c->rin, upool(s));
-		p = bufq_front(&c->rin, upool(s), &len);
+	p = bufq_front(&c->rin, conn_rinpool(s, c), &len);
+	if (len < c->rin.bytes && len < conn_rinpool(s, c)->buf_size) {
+		len = bufq_linearize(&c->rin, conn_rinpool(s, c));
+		p = bufq_front(&c->rin, conn_rinpool(s, c), &len);
 	}
 	memset(&m, 0, sizeof(m));
 	m.headers = s->headers;
@@ -1188,7 +1183,7 @@ static int parse_response(struct shard *s, struct conn *c)
 			conn_local(s, c, 502);
 			return 1;
 		}
-		bufq_consume(&c->rin, upool(s), m.head_len);
+		bufq_consume(&c->rin, conn_rinpool(s, c), m.head_len);
 		return 1;
 	}
 	if (m.body == H1_BODY_CHUNKED && !te_is_plain_chunked(&m)) {
@@ -1214,7 +1209,7 @@ static int parse_response(struct shard *s, struct conn *c)
 		return 1;
 	}
 	s->stats.responses[m.status / 100 < 6 ? m.status / 100 : 0]++;
-	bufq_consume(&c->rin, upool(s), m.head_len);
+	bufq_consume(&c->rin, conn_rinpool(s, c), m.head_len);
 	if (c->req_head_sent == c->req_head_len)
 		put_head(s, &c->req_head); /* no retry once a response has begun */
 	c->resp_body = (uint8_t)m.body;
@@ -1243,7 +1238,8 @@ static void release_upstream(struct shard *s, struct conn *c)
 	struct upconn *u = c->up;
 	bool req_sent, clean;
 
-	if (u == NULL || c->resp_phase != RESP_DONE || u->send_on || u->state != UP_ACTIVE)
+	if (u == NULL || c->resp_phase != RESP_DONE || u->send_on || u->tls.out.bytes > 0 ||
+	    u->state != UP_ACTIVE)
 		return;
 	req_sent =
 	        c->req_phase == REQ_DONE && c->req_fwd == 0 && c->req_head_sent == c->req_head_len;
@@ -1298,7 +1294,7 @@ static void txn_finish(struct shard *s, struct conn *c)
 		return;
 	}
 	/* Bytes after the response (a misbehaving backend) are dropped. */
-	bufq_clear(&c->rin, upool(s));
+	bufq_clear(&c->rin, conn_rinpool(s, c));
 	txn_reset(s, c);
 	c->state = CONN_IDLE;
 	c->t_start_ms = s->now_ms;
@@ -1444,7 +1440,7 @@ int conn_open(struct shard *s, int fd, uint32_t listener)
 	c->fd = fd;
 	c->listener = (uint8_t)listener;
 	c->recv_on = c->recv_stop = c->recv_eof = c->send_on = c->starved = false;
-	c->eof_pending = c->tls_starved = c->shut_pending = false;
+	c->eof_pending = c->tls_starved = c->shut_pending = c->rin_tls = false;
 	tls_link_init(&c->tls);
 	if (s->listeners[listener].tls != NULL &&
 	    !tls_accept(&c->tls, s->listeners[listener].tls, cpool(s), &s->tls_pool)) {
@@ -1581,7 +1577,7 @@ static void account_sent(struct shard *s, struct conn *c, uint64_t n)
 	}
 	if (n > 0) {
 		RLB_ASSERT(n <= c->resp_fwd);
-		bufq_consume(&c->rin, upool(s), n);
+		bufq_consume(&c->rin, conn_rinpool(s, c), n);
 		c->resp_fwd -= n;
 	}
 }
@@ -1734,7 +1730,7 @@ void conn_upstream_failed(struct shard *s, struct conn *c, enum up_fail why)
 		c->retry_pending = true;
 		c->req_head_sent = 0;
 		memset(&c->rscan, 0, sizeof(c->rscan));
-		bufq_clear(&c->rin, upool(s));
+		bufq_clear(&c->rin, conn_rinpool(s, c));
 		c->resp_phase = RESP_CONNECT;
 		return;
 	}

@@ -19,6 +19,13 @@ static inline struct bufpool *conn_inpool(struct shard *s, const struct conn *c)
 	return c->tls.ssl != NULL ? &s->tls_pool.pool : ring_pool(&s->ring, RING_GROUP_CLIENT);
 }
 
+/* conn_rinpool is the pool whose buffers hold c->rin: the ring's upstream
+ * buffers, or the TLS buffers when the backend speaks TLS. */
+static inline struct bufpool *conn_rinpool(struct shard *s, const struct conn *c)
+{
+	return c->rin_tls ? &s->tls_pool.pool : ring_pool(&s->ring, RING_GROUP_UPSTREAM);
+}
+
 /* conn_open starts serving socket `fd`, accepted on listener `listener`,
  * in a free slot. Returns 1, or 0 when the slab is full or TLS could not
  * start (the caller closes fd). */
@@ -111,6 +118,10 @@ void up_on_send(struct shard *s, struct upconn *u, const struct ring_cqe *cqe);
 void up_on_cancel(struct shard *s, struct upconn *u);
 void up_on_timer(struct shard *s, struct upconn *u);
 void up_restart_recv(struct shard *s, struct upconn *u);
+
+/* up_run_pumps decrypts, once per loop turn, for TLS upstream connections
+ * whose records waited for room in their client's response queue. */
+void up_run_pumps(struct shard *s);
 
 /* up_close_idle closes every idle upstream connection (graceful stop). */
 void up_close_idle(struct shard *s);

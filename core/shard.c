@@ -128,6 +128,9 @@ static int alloc_slabs(struct shard *s)
 	s->ups = calloc(nu, sizeof(*s->ups));
 	s->up_free = calloc(nu, sizeof(*s->up_free));
 	s->idle = calloc(SNAPSHOT_UIDS_MAX, sizeof(*s->idle));
+	s->up_sessions = calloc(SNAPSHOT_UIDS_MAX, sizeof(*s->up_sessions));
+	s->up_pump_cap = nu;
+	s->up_pump = calloc(nu, sizeof(*s->up_pump));
 	s->flush_cap = nc;
 	s->flush = calloc(nc, sizeof(*s->flush));
 	s->alog.lines = cfg->access_log.enabled
@@ -135,7 +138,7 @@ static int alloc_slabs(struct shard *s)
 	                        : NULL;
 	s->alog.mask = cfg->access_log.queue_entries - 1;
 	if (s->conns == NULL || s->conn_free == NULL || s->ups == NULL || s->up_free == NULL ||
-	    s->idle == NULL || s->flush == NULL ||
+	    s->idle == NULL || s->up_sessions == NULL || s->up_pump == NULL || s->flush == NULL ||
 	    (cfg->access_log.enabled && s->alog.lines == NULL))
 		return 0;
 	/* Free lists hand out low slots first, keeping touched memory small. */
@@ -164,6 +167,13 @@ static void free_slabs(struct shard *s)
 	s->up_free = NULL;
 	free(s->idle);
 	s->idle = NULL;
+	if (s->up_sessions != NULL)
+		for (uint32_t i = 0; i < SNAPSHOT_UIDS_MAX; i++)
+			tls_session_free(s->up_sessions[i]);
+	free(s->up_sessions);
+	s->up_sessions = NULL;
+	free(s->up_pump);
+	s->up_pump = NULL;
 	free(s->flush);
 	s->flush = NULL;
 	free(s->alog.lines);
@@ -184,19 +194,18 @@ static void set_limits(struct shard *s)
 	s->chunk_limits.trailer_bytes_max = l->header_bytes_max;
 }
 
-/* setup_tls maps the TLS buffers when a listener speaks TLS, and fills in
- * each listener's response options. */
+/* setup_tls maps the TLS buffers and fills in each listener's response
+ * options. The buffers are mapped lazily and always: a reload may add a
+ * pool with TLS backends. */
 static int setup_tls(struct shard *s)
 {
 	const struct config *cfg = s->cfg;
-	bool any = false;
 
 	for (size_t i = 0; i < cfg->num_listeners; i++) {
 		const struct config_listener *l = &cfg->listeners[i];
 		struct shard_listener *sl = &s->listeners[i];
 		int n = 0;
 
-		any |= sl->tls != NULL;
 		sl->redirect_port = l->redirect_https;
 		if (l->tls != NULL && l->tls->hsts_ms > 0)
 			n = snprintf(sl->hsts, sizeof(sl->hsts),
@@ -205,8 +214,7 @@ static int setup_tls(struct shard *s)
 			             l->tls->hsts_subdomains ? "; includeSubDomains" : "");
 		sl->hsts_len = n > 0 && (size_t)n < sizeof(sl->hsts) ? (uint32_t)n : 0;
 	}
-	if (any &&
-	    !mempool_init(&s->tls_pool, cfg->buffers.tls_count, (uint32_t)cfg->buffers.size)) {
+	if (!mempool_init(&s->tls_pool, cfg->buffers.tls_count, (uint32_t)cfg->buffers.size)) {
 		snprintf(s->err, sizeof(s->err),
 		         "out of memory for TLS buffers; lower buffers.tls_count");
 		return 0;
@@ -277,9 +285,11 @@ static void shard_teardown(struct shard *s)
 			tls_free(&s->conns[i].tls);
 		}
 	if (s->ups != NULL)
-		for (uint32_t i = 0; i < s->cfg->limits.upstream_conns_max; i++)
+		for (uint32_t i = 0; i < s->cfg->limits.upstream_conns_max; i++) {
 			if (s->ups[i].fd >= 0)
 				close(s->ups[i].fd);
+			tls_free(&s->ups[i].tls);
+		}
 	ring_cleanup(&s->ring);
 	hpool_cleanup(&s->heads);
 	mempool_cleanup(&s->tls_pool);
@@ -546,6 +556,7 @@ static void shard_loop(struct shard *s)
 		restart_starved(s);
 		resume_accept(s);
 		conn_run_queues(s);
+		up_run_pumps(s);
 		conn_flush_all(s); /* after timers too: a 408 page is a send */
 
 		if (!s->draining && atomic_load_explicit(&stop_requested, memory_order_relaxed))

@@ -89,6 +89,11 @@ static int build_pool(struct snap_pool *sp, const struct config_pool *cp, struct
 		b->addr_len = cp->backends[i].addr.len;
 		snprintf(b->name, sizeof(b->name), "%s", cp->backends[i].addr.text);
 	}
+	if (cp->tls.enabled) {
+		sp->tls = tls_client_new(&cp->tls, cp->name, err, err_len);
+		if (sp->tls == NULL)
+			return 0;
+	}
 	if (!sp->lb.ops->build(&sp->lb)) {
 		snprintf(err, err_len, "pool %s: out of memory building the balancer", cp->name);
 		return 0;
@@ -146,6 +151,8 @@ void snapshot_free(struct snapshot *s)
 		s->pools[i].lb.backends = NULL;
 		free(s->pools[i].backend_health);
 		s->pools[i].backend_health = NULL;
+		tls_client_free(s->pools[i].tls);
+		s->pools[i].tls = NULL;
 	}
 	free(s->pools);
 	s->pools = NULL;

@@ -17,6 +17,7 @@
 #include "balancer/balancer.h"
 #include "core/config.h"
 #include "core/h1.h"
+#include "tls/tls.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +51,7 @@ struct snap_pool {
 	size_t sticky_cookie_len;
 	uint32_t queue_max;
 	uint64_t queue_timeout_ms;
+	struct tls_client *tls; /* TLS to the backends; NULL = plain */
 };
 
 struct snapshot {

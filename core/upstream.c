@@ -67,8 +67,14 @@ static void release(struct lb_live *live, uint32_t uid)
 
 /* link_client ties `u` to `c` for one request, whose in-flight count
  * reserve() already took; unlink_client gives it back. */
-static void link_client(struct upconn *u, struct conn *c, struct lb_live *live)
+static void link_client(struct shard *s, struct upconn *u, struct conn *c, struct lb_live *live)
 {
+	/* c->rin's buffers come from the pool the backend's bytes land in:
+	 * the TLS buffers when they are decrypted first. */
+	if (c->rin_tls != u->is_tls) {
+		bufq_clear(&c->rin, conn_rinpool(s, c));
+		c->rin_tls = u->is_tls;
+	}
 	u->client = c;
 	c->up = u;
 	u->got_bytes = false;
@@ -140,6 +146,8 @@ static void up_free(struct shard *s, struct upconn *u, bool notify)
 	if (u->fd >= 0)
 		close(u->fd);
 	u->fd = -1;
+	tls_free(&u->tls);
+	u->pump_pending = false;
 	unlink_client(u);
 	u->state = UP_FREE;
 	u->gen++;
@@ -173,12 +181,26 @@ static void up_op_done(struct shard *s, struct upconn *u)
 		up_free(s, u, true);
 }
 
+static void up_schedule_pump(struct shard *s, struct upconn *u)
+{
+	if (u->pump_pending || s->num_up_pump == s->up_pump_cap)
+		return;
+	u->pump_pending = true;
+	s->up_pump[s->num_up_pump++] = (uint64_t)u->gen << 32 | up_slot(s, u);
+}
+
 void up_update_recv(struct shard *s, struct upconn *u)
 {
-	bool want =
-	        u->fd >= 0 && !u->starved &&
-	        (u->state == UP_IDLE || (u->state == UP_ACTIVE && u->client != NULL &&
-	                                 u->client->rin.bytes < s->cfg->buffers.conn_bytes_max));
+	uint64_t max = s->cfg->buffers.conn_bytes_max;
+	bool room = u->client != NULL && u->client->rin.bytes < max;
+	bool want = u->fd >= 0 && !u->starved && u->tls.in.bytes < max &&
+	            (u->state == UP_IDLE || (u->state == UP_ACTIVE && room) ||
+	             (u->state == UP_CONNECTING && u->tls.ssl != NULL));
+
+	/* TLS records that did not fit c->rin wait in tls.in: decrypt them
+	 * once there is room again (at the end of the loop turn). */
+	if (u->tls_stalled && room && u->state == UP_ACTIVE)
+		up_schedule_pump(s, u);
 
 	if (want && !u->recv_on) {
 		ring_recv_multishot(&s->ring, u->fd, RING_GROUP_UPSTREAM,
@@ -332,6 +354,9 @@ static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
 	u->fd = fd;
 	u->state = UP_CONNECTING;
 	u->recv_on = u->recv_stop = u->send_on = u->starved = false;
+	u->is_tls = sp->tls != NULL;
+	u->tls_stalled = u->pump_pending = false;
+	tls_link_init(&u->tls);
 	u->requests = 0;
 	u->backend_uid = b->uid;
 	u->idle_timeout_ms = sp->keepalive_timeout_ms;
@@ -495,7 +520,7 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 		u->state = UP_ACTIVE;
 		u->requests++;
 		s->stats.upstream_reused++;
-		link_client(u, c, sp->lb.live);
+		link_client(s, u, c, sp->lb.live);
 		up_send_more(s, u);
 		up_update_timer(s, u);
 		up_update_recv(s, u);
@@ -506,9 +531,74 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 		release(sp->lb.live, b->uid);
 		return 0;
 	}
-	link_client(u, c, sp->lb.live);
+	link_client(s, u, c, sp->lb.live);
 	c->resp_phase = RESP_CONNECT;
 	return 1;
+}
+
+/* up_account releases `n` request bytes that went to the backend (sent,
+ * or taken by BoringSSL): head first, then body bytes from c->in. */
+static void up_account(struct shard *s, struct conn *c, uint64_t n)
+{
+	if (c->req_head_sent < c->req_head_len) {
+		uint64_t take = c->req_head_len - c->req_head_sent;
+
+		take = n < take ? n : take;
+		c->req_head_sent += (uint32_t)take;
+		n -= take;
+	}
+	if (n > 0) {
+		RLB_ASSERT(n <= c->req_fwd);
+		bufq_consume(&c->in, conn_inpool(s, c), n);
+		c->req_fwd -= n;
+	}
+}
+
+/* up_send_out sends what is queued in u->tls.out. */
+static void up_send_out(struct shard *s, struct upconn *u)
+{
+	uint64_t bytes = 0;
+	int n;
+
+	if (u->send_on || u->tls.out.bytes == 0 || u->state == UP_CLOSING || u->state == UP_FREE)
+		return;
+	n = bufq_iov(&u->tls.out, &s->tls_pool.pool, 0, UINT64_MAX, u->iov, CONN_IOV_MAX, &bytes);
+	memset(&u->msg, 0, sizeof(u->msg));
+	u->msg.msg_iov = u->iov;
+	u->msg.msg_iovlen = (size_t)n;
+	ring_sendmsg(&s->ring, u->fd, &u->msg, ring_ud(OP_USEND, up_slot(s, u), u->gen));
+	u->ops++;
+	u->send_on = true;
+	u->send_inflight = bytes;
+}
+
+/* up_tls_send encrypts the request bytes that are ready (a few records at
+ * a time) and sends the records. */
+static void up_tls_send(struct shard *s, struct upconn *u, struct conn *c)
+{
+	const uint64_t out_max = 4 * (uint64_t)s->cfg->buffers.size;
+
+	while (u->tls.out.bytes < out_max && s->tls_pool.nfree >= 2 && !u->tls.failed) {
+		size_t len = 0, took = 0;
+		const char *p = NULL;
+
+		if (c->req_head >= 0 && c->req_head_sent < c->req_head_len) {
+			p = hpool_data(&s->heads, (uint32_t)c->req_head) + c->req_head_sent;
+			len = c->req_head_len - c->req_head_sent;
+		} else if (c->req_fwd > 0) {
+			p = bufq_front(&c->in, conn_inpool(s, c), &len);
+			len = len < c->req_fwd ? len : (size_t)c->req_fwd;
+		}
+		if (p == NULL || len == 0)
+			break;
+		if (tls_write(&u->tls, p, len < 16384 ? len : 16384, &took) != TLS_OK && took == 0)
+			break;
+		up_account(s, c, took);
+		if (c->resp_phase == RESP_CONNECT)
+			c->resp_phase = RESP_HEAD;
+	}
+	up_send_out(s, u);
+	up_update_timer(s, u);
 }
 
 void up_send_more(struct shard *s, struct upconn *u)
@@ -519,6 +609,10 @@ void up_send_more(struct shard *s, struct upconn *u)
 
 	if (c == NULL || u->send_on || u->state != UP_ACTIVE)
 		return;
+	if (u->is_tls) {
+		up_tls_send(s, u, c);
+		return;
+	}
 	if (c->req_head >= 0 && c->req_head_sent < c->req_head_len) {
 		u->iov[n].iov_base =
 		        hpool_data(&s->heads, (uint32_t)c->req_head) + c->req_head_sent;
@@ -585,6 +679,37 @@ static void fail_active(struct shard *s, struct upconn *u, enum up_fail why)
 		conn_upstream_gone(s, c);
 }
 
+/* up_established: the connection is ready for its first request. */
+static void up_established(struct shard *s, struct upconn *u)
+{
+	u->state = UP_ACTIVE;
+	u->requests = 1;
+	up_update_recv(s, u);
+	up_send_more(s, u);
+	up_update_timer(s, u);
+}
+
+static void up_tls_input(struct shard *s, struct upconn *u);
+
+/* up_tls_start begins the TLS handshake on a connected socket; the connect
+ * timer keeps running until it completes. */
+static void up_tls_start(struct shard *s, struct upconn *u)
+{
+	const struct snapshot *snap = snapshot_current();
+	struct conn *c = u->client;
+	struct tls_client *cli = NULL;
+
+	if (c != NULL && c->pool < snap->num_pools)
+		cli = snap->pools[c->pool].tls;
+	if (cli == NULL || !tls_connect(&u->tls, cli, (struct sockaddr *)&u->addr,
+	                                s->up_sessions[u->backend_uid], upool(s), &s->tls_pool)) {
+		fail_active(s, u, UPF_CONNECT);
+		return;
+	}
+	up_update_recv(s, u);
+	up_tls_input(s, u);
+}
+
 void up_on_connect(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 {
 	if (u->state == UP_CLOSING) {
@@ -598,11 +723,120 @@ void up_on_connect(struct shard *s, struct upconn *u, const struct ring_cqe *cqe
 		fail_active(s, u, UPF_CONNECT);
 		return;
 	}
-	u->state = UP_ACTIVE;
-	u->requests = 1;
-	up_update_recv(s, u);
-	up_send_more(s, u);
-	up_update_timer(s, u);
+	if (u->is_tls) {
+		up_tls_start(s, u);
+		return;
+	}
+	up_established(s, u);
+}
+
+/* up_input_eof: the backend closed (or its TLS session ended) while
+ * serving `c`. */
+static void up_input_eof(struct shard *s, struct upconn *u, struct conn *c)
+{
+	bool stale = u->requests > 1 && !u->got_bytes;
+
+	if (!stale && c->resp_phase != RESP_DONE &&
+	    !(c->resp_phase == RESP_BODY && c->resp_body == H1_BODY_CLOSE))
+		up_report(s, u, c->pool, false); /* closed mid-exchange */
+	conn_upstream_eof(s, c, stale);
+	up_close(s, u);
+	if (c->up == NULL)
+		conn_upstream_gone(s, c);
+}
+
+/* up_tls_read decrypts what arrived: into c->rin while serving a request,
+ * else (handshake, idle) into a scratch queue that must stay empty. Keeps
+ * any session the backend issued for the next connection. */
+static enum tls_result up_tls_read(struct shard *s, struct upconn *u)
+{
+	const uint64_t max = s->cfg->buffers.conn_bytes_max;
+	struct conn *c = u->client;
+	enum tls_result r;
+	void *sess;
+
+	u->tls_stalled = false;
+	if (u->state == UP_ACTIVE && c != NULL) {
+		uint64_t before = c->rin.bytes;
+
+		r = tls_read(&u->tls, &c->rin, &s->tls_pool, max);
+		u->got_bytes |= c->rin.bytes > before;
+		u->tls_stalled = (r == TLS_OK && c->rin.bytes >= max) || r == TLS_NOBUF;
+	} else {
+		struct bufq scratch;
+
+		bufq_init(&scratch);
+		r = tls_read(&u->tls, &scratch, &s->tls_pool, u->state == UP_IDLE ? 1 : 0);
+		if (scratch.bytes > 0)
+			r = TLS_FAILED; /* an idle backend talking out of turn */
+		bufq_clear(&scratch, &s->tls_pool.pool);
+	}
+	sess = tls_take_session(&u->tls);
+	if (sess != NULL) {
+		tls_session_free(s->up_sessions[u->backend_uid]);
+		s->up_sessions[u->backend_uid] = sess;
+	}
+	up_send_out(s, u); /* handshake flights, alerts */
+	return r;
+}
+
+static void up_tls_input(struct shard *s, struct upconn *u)
+{
+	enum tls_result r = up_tls_read(s, u);
+	struct conn *c = u->client;
+
+	switch (u->state) {
+	case UP_CONNECTING:
+		if (r == TLS_OK && u->tls.established) {
+			up_established(s, u);
+		} else if (r == TLS_FAILED || r == TLS_CLOSED) {
+			s->stats.tls_failures++;
+			rlb_log(LOG_WARN, "TLS to backend uid %u failed: %s", u->backend_uid,
+			        tls_verify_error(&u->tls));
+			fail_active(s, u, UPF_CONNECT);
+		}
+		return;
+	case UP_IDLE:
+		if (r == TLS_FAILED || r == TLS_CLOSED)
+			up_close(s, u);
+		else
+			up_update_recv(s, u);
+		return;
+	case UP_ACTIVE:
+		if (c == NULL)
+			return;
+		if (r == TLS_FAILED || r == TLS_CLOSED) {
+			up_input_eof(s, u, c);
+			return;
+		}
+		up_update_timer(s, u);
+		conn_step(s, c);
+		if (u->state == UP_ACTIVE || u->state == UP_IDLE)
+			up_update_recv(s, u);
+		return;
+	default:
+		return;
+	}
+}
+
+void up_run_pumps(struct shard *s)
+{
+	uint32_t n = s->num_up_pump;
+
+	/* Only the entries present now: a pump may schedule its connection
+	 * again, which waits for the next turn. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t slot = (uint32_t)(s->up_pump[i] & 0xffffffffu);
+		struct upconn *u = &s->ups[slot];
+
+		if (u->gen != (uint32_t)(s->up_pump[i] >> 32) || !u->pump_pending)
+			continue;
+		u->pump_pending = false;
+		if (u->state == UP_ACTIVE)
+			up_tls_input(s, u);
+	}
+	memmove(s->up_pump, s->up_pump + n, (s->num_up_pump - n) * sizeof(*s->up_pump));
+	s->num_up_pump -= n;
 }
 
 void up_on_recv(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
@@ -613,7 +847,9 @@ void up_on_recv(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 
 	if (ring_cqe_has_buffer(cqe)) {
 		ring_note_buffer(&s->ring, RING_GROUP_UPSTREAM);
-		if (cqe->res > 0 && u->state == UP_ACTIVE && c != NULL) {
+		if (cqe->res > 0 && u->tls.ssl != NULL && u->state != UP_CLOSING) {
+			bufq_push(&u->tls.in, upool(s), ring_cqe_bid(cqe), (uint32_t)cqe->res);
+		} else if (cqe->res > 0 && u->state == UP_ACTIVE && c != NULL) {
 			bufq_push(&c->rin, upool(s), ring_cqe_bid(cqe), (uint32_t)cqe->res);
 			u->got_bytes = true;
 		} else {
@@ -639,6 +875,12 @@ void up_on_recv(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 	}
 	if (u->state == UP_CLOSING)
 		return;
+	if (u->tls.ssl != NULL) {
+		/* TLS: the records decide; EOF counts once they are read. */
+		u->tls.eof |= eof;
+		up_tls_input(s, u);
+		return;
+	}
 	if (u->state == UP_IDLE) {
 		/* A pooled connection that the backend closed (or that talks out
 		 * of turn) leaves the pool now, not when a request picks it. */
@@ -651,15 +893,7 @@ void up_on_recv(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 	if (c == NULL)
 		return;
 	if (eof) {
-		bool stale = u->requests > 1 && !u->got_bytes;
-
-		if (!stale && c->resp_phase != RESP_DONE &&
-		    !(c->resp_phase == RESP_BODY && c->resp_body == H1_BODY_CLOSE))
-			up_report(s, u, c->pool, false); /* closed mid-exchange */
-		conn_upstream_eof(s, c, stale);
-		up_close(s, u);
-		if (c->up == NULL)
-			conn_upstream_gone(s, c);
+		up_input_eof(s, u, c);
 		return;
 	}
 	up_update_timer(s, u);
@@ -684,21 +918,22 @@ void up_on_send(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 		fail_active(s, u, u->requests > 1 && !u->got_bytes ? UPF_STALE : UPF_IO);
 		return;
 	}
-	RLB_ASSERT(c != NULL);
 	RLB_ASSERT((uint64_t)cqe->res <= u->send_inflight);
 	n = (uint64_t)cqe->res;
-	if (c->req_head_sent < c->req_head_len) {
-		uint64_t take = c->req_head_len - c->req_head_sent;
-
-		take = n < take ? n : take;
-		c->req_head_sent += (uint32_t)take;
-		n -= take;
+	if (u->is_tls) {
+		bufq_consume(&u->tls.out, &s->tls_pool.pool, n);
+		if (u->state == UP_CONNECTING) {
+			up_send_out(s, u); /* the rest of a handshake flight */
+			return;
+		}
+		if (u->tls.out.bytes > 0)
+			up_send_out(s, u);
+	} else {
+		RLB_ASSERT(c != NULL);
+		up_account(s, c, n);
 	}
-	if (n > 0) {
-		RLB_ASSERT(n <= c->req_fwd);
-		bufq_consume(&c->in, conn_inpool(s, c), n);
-		c->req_fwd -= n;
-	}
+	if (c == NULL)
+		return;
 	up_update_timer(s, u);
 	conn_step(s, c);
 }

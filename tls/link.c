@@ -165,8 +165,7 @@ static enum tls_result failed(struct tls_link *l, int r)
 	}
 }
 
-enum tls_result tls_read(struct tls_link *l, struct bufq *plain, struct mempool *pool,
-                         uint64_t max)
+enum tls_result tls_read(struct tls_link *l, struct bufq *plain, struct mempool *pool, uint64_t max)
 {
 	SSL *ssl = l->ssl;
 
@@ -240,6 +239,9 @@ void tls_free(struct tls_link *l)
 	if (l->ssl != NULL)
 		SSL_free(l->ssl);
 	l->ssl = NULL;
+	if (l->session != NULL)
+		SSL_SESSION_free(l->session);
+	l->session = NULL;
 	if (l->in_pool != NULL)
 		bufq_clear(&l->in, l->in_pool);
 	if (l->out_pool != NULL)

@@ -27,7 +27,7 @@
 #define NAMES_MAX      64 /* DNS names taken from one certificate */
 #define CHAIN_MAX      8  /* certificates in one chain */
 #define OCSP_BYTES_MAX (64 * 1024)
-#define TICKET_KEYS    3   /* keys a server decrypts with; the first encrypts */
+#define TICKET_KEYS    3 /* keys a server decrypts with; the first encrypts */
 #define RECORD_MAX     16384
 
 static int g_ctx_index = -1; /* SSL_CTX ex_data: its struct certset */
@@ -242,7 +242,8 @@ static X509 *load_chain(struct cert_entry *e, const char *path, char *msg, size_
 		int len = i2d_X509(x, &der);
 		if (len <= 0 || e->chain_len == CHAIN_MAX) {
 			snprintf(msg, msg_len, "%s: %s", path,
-			         len <= 0 ? "cannot encode a certificate" : "chain too long (max 8)");
+			         len <= 0 ? "cannot encode a certificate"
+			                  : "chain too long (max 8)");
 			OPENSSL_free(der);
 			X509_free(x);
 			X509_free(leaf);
@@ -387,8 +388,7 @@ static bool hello_ecdsa(const SSL_CLIENT_HELLO *ch)
 		for (size_t i = 2; i + 1 < len; i += 2)
 			sig |= data[i + 1] == 0x03 && data[i] >= 0x04 && data[i] <= 0x06;
 	}
-	if (SSL_early_callback_ctx_extension_get(ch, TLSEXT_TYPE_supported_versions, &data,
-	                                         &len)) {
+	if (SSL_early_callback_ctx_extension_get(ch, TLSEXT_TYPE_supported_versions, &data, &len)) {
 		for (size_t i = 1; i + 1 < len; i += 2)
 			tls13 |= data[i] == 0x03 && data[i + 1] == 0x04;
 	}
@@ -425,7 +425,8 @@ static const struct cert_entry *pick_entry(const struct certset *cs, const char 
 		/* the default's sibling of the other key type, if there is one */
 		for (size_t i = 1; i < cs->num; i++)
 			if (cs->entries[i].ecdsa == ecdsa &&
-			    name_score(&cs->entries[i], best->names[0], strlen(best->names[0])) == 2)
+			    name_score(&cs->entries[i], best->names[0], strlen(best->names[0])) ==
+			            2)
 				return &cs->entries[i];
 	}
 	return best;
@@ -577,7 +578,8 @@ static SSL_CTX *build_ctx(struct tls_server *srv, const struct config_tls *t, co
 	for (size_t i = 0; i < t->num_certs; i++) {
 		cs->num++;
 		if (!load_entry(&cs->entries[i], &t->certs[i], msg, sizeof(msg))) {
-			snprintf(key, sizeof(key), "listeners[%zu].tls.certificates[%zu]", index, i);
+			snprintf(key, sizeof(key), "listeners[%zu].tls.certificates[%zu]", index,
+			         i);
 			errf(err, err_len, src, t->certs[i]._line, key, "%s", msg);
 			goto fail;
 		}

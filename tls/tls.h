@@ -34,6 +34,8 @@
 #include <stdint.h>
 
 struct tls_server;
+struct tls_client;
+struct sockaddr;
 
 /* One connection's TLS state. All-zero is "no TLS"; tls_link_init. */
 struct tls_link {
@@ -48,13 +50,14 @@ struct tls_link {
 	bool failed;              /* a fatal error: nothing more can be written either */
 	bool notified;            /* our close_notify is written */
 	bool want_buffers;        /* stopped because out_pool was empty */
+	void *session;            /* client side: a session the server issued, not yet taken */
 };
 
 enum tls_result {
-	TLS_OK = 0,   /* progress, or waiting for more ciphertext */
-	TLS_CLOSED,   /* the peer closed the TLS session (close_notify or EOF) */
-	TLS_FAILED,   /* fatal: handshake or record error; an alert may be in `out` */
-	TLS_NOBUF,    /* the shard's TLS buffers ran out; retry when some come back */
+	TLS_OK = 0, /* progress, or waiting for more ciphertext */
+	TLS_CLOSED, /* the peer closed the TLS session (close_notify or EOF) */
+	TLS_FAILED, /* fatal: handshake or record error; an alert may be in `out` */
+	TLS_NOBUF,  /* the shard's TLS buffers ran out; retry when some come back */
 };
 
 /* tls_init prepares process-wide state (the BIO method). Call once before
@@ -115,6 +118,58 @@ void tls_free(struct tls_link *l);
 /* tls_version_name returns "TLSv1.3"/"TLSv1.2" for an established link,
  * or "-". */
 const char *tls_version_name(const struct tls_link *l);
+
+/* --- toward backends (tls/client.c) --- */
+
+/* tls_client_new builds pool `pool`'s TLS client settings: the CAs that
+ * verify its backends (the system bundle by default), the name to verify
+ * and send as SNI, an optional client certificate. Returns NULL with a
+ * message naming the pool and the file. */
+struct tls_client *tls_client_new(const struct config_pool_tls *t, const char *pool, char *err,
+                                  size_t err_len);
+
+/* tls_client_free drops the settings (connections keep what they use). */
+void tls_client_free(struct tls_client *cli);
+
+/* tls_connect starts a client session on `l` to the backend at `addr`
+ * (whose IP is verified when the pool names no host), offering `session`
+ * (from tls_take_session) for resumption. Returns 1, or 0 when out of
+ * memory. */
+int tls_connect(struct tls_link *l, struct tls_client *cli, const struct sockaddr *addr,
+                void *session, struct bufpool *in_pool, struct mempool *out_pool);
+
+/* tls_take_session returns the newest session the backend issued on `l`
+ * since the last call (the caller owns it), or NULL. */
+void *tls_take_session(struct tls_link *l);
+
+/* tls_session_free releases a session; NULL is fine. */
+void tls_session_free(void *session);
+
+/* tls_verify_error describes why a client handshake failed. */
+const char *tls_verify_error(const struct tls_link *l);
+
+/* --- TLS over a non-blocking socket (the health checker's) --- */
+
+enum tls_sock_op { TLS_SOCK_HANDSHAKE, TLS_SOCK_WRITE, TLS_SOCK_READ };
+#define TLS_SOCK_ERROR      (-1)
+#define TLS_SOCK_WANT_READ  (-2)
+#define TLS_SOCK_WANT_WRITE (-3)
+
+/* tls_sock_new starts a client session with `cli`'s settings on connected
+ * socket `fd` (the backend at `addr`); NULL when out of memory. */
+void *tls_sock_new(struct tls_client *cli, int fd, const struct sockaddr *addr);
+
+/* tls_sock_io runs one step: the handshake (0 when done), a write or a
+ * read (bytes, 0 at the end of the stream); or TLS_SOCK_WANT_READ/WRITE
+ * (poll for that, then call again) or TLS_SOCK_ERROR. */
+int tls_sock_io(void *ssl, enum tls_sock_op op, void *buf, size_t len);
+
+/* tls_sock_error says why a handshake failed (verification, or "TLS
+ * handshake failed"). */
+const char *tls_sock_error(void *ssl);
+
+/* tls_sock_free ends the session (the socket stays open). */
+void tls_sock_free(void *ssl);
 
 /* tls_check_private_file refuses a secret file that users other than the
  * owner and group may read: returns 1, or 0 with "FILE: ..." in err. */

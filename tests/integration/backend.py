@@ -5,6 +5,10 @@ Raw sockets, one thread per connection, exact control over every byte it
 sends. Run it as a process:
 
     python3 backend.py [--name NAME] [--port PORT] [--idle-close MS]
+                       [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+
+With --tls-cert it speaks HTTPS (Python's ssl module); with --tls-client-ca
+it also demands a client certificate signed by that CA.
 
 It binds 127.0.0.1 (port 0 = ephemeral), prints "READY <port>" on stdout and
 serves until killed. It can also be used in-process via `Backend(...)`.
@@ -239,8 +243,9 @@ def read_body(reader, req, sink):
 
 
 class Backend:
-    def __init__(self, name="backend", port=0, idle_close_ms=None):
+    def __init__(self, name="backend", port=0, idle_close_ms=None, tls=None):
         self.name = name
+        self.tls = tls  # an ssl.SSLContext, or None
         self.idle_close = idle_close_ms / 1000.0 if idle_close_ms else None
         self.lock = threading.Lock()
         self.accepted = 0
@@ -276,6 +281,15 @@ class Backend:
 
     def serve_conn(self, sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                sock.settimeout(10)
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            except (OSError, ValueError):
+                sock.close()
+                with self.lock:
+                    self.active -= 1
+                return
         reader = Reader(sock)
         counted = False
         try:
@@ -297,7 +311,7 @@ class Backend:
                             counted = True
                 if not self.handle(sock, reader, req):
                     return
-        except (ClientGone, ConnectionError, socket.timeout, ValueError):
+        except (ClientGone, OSError, ValueError):  # OSError: resets, timeouts, TLS errors
             return
         finally:
             with self.lock:
@@ -337,6 +351,12 @@ class Backend:
                 "trailers": req.trailers,
                 "chunked": req.is_chunked(),
             }
+            if hasattr(sock, "version"):  # TLS: what the client negotiated
+                peer = sock.getpeercert() or {}
+                cn = [v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"]
+                doc["tls"] = {"version": sock.version(), "sni": getattr(sock, "sni_name", None),
+                              "resumed": sock.session_reused,
+                              "client_cn": cn[0] if cn else None}
             doc.update(body.as_dict())
             return reply(200, json.dumps(doc).encode(), "application/json")
         if path == "/stats":
@@ -457,8 +477,23 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--idle-close", type=int, metavar="MS",
                     help="close keep-alive connections idle for MS milliseconds")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain")
+    ap.add_argument("--tls-key", help="... and this key")
+    ap.add_argument("--tls-client-ca", help="require client certificates from this CA")
     args = ap.parse_args()
-    server = Backend(args.name, args.port, args.idle_close)
+    tls = None
+    if args.tls_cert:
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            tls.load_verify_locations(args.tls_client_ca)
+            tls.verify_mode = ssl.CERT_REQUIRED
+
+        def note_sni(sslsock, name, ctx):
+            sslsock.sni_name = name
+        tls.sni_callback = note_sni
+    server = Backend(args.name, args.port, args.idle_close, tls)
     print("READY %d" % server.port, flush=True)
     server.serve_forever()
 

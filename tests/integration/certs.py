@@ -45,11 +45,12 @@ class Pki:
         csr = os.path.join(self.dir, stem + ".csr")
         crt = os.path.join(self.dir, stem + ".crt")
         ext = os.path.join(self.dir, stem + ".ext")
-        cn = cn or (names[0] if names else stem)
+        cn = cn or (names[0].replace("IP:", "") if names else stem)
         _run(self.t, ["req", "-new", "-key", key, "-subj", "/CN=" + cn, "-out", csr], self.dir)
         with open(ext, "w") as f:
             if names:
-                f.write("subjectAltName=" + ",".join("DNS:" + n for n in names) + "\n")
+                f.write("subjectAltName=" + ",".join(
+                    n if n.startswith("IP:") else "DNS:" + n for n in names) + "\n")
             f.write("extendedKeyUsage=%s\n" % ("clientAuth" if client else "serverAuth"))
             f.write("basicConstraints=CA:FALSE\n")
         self.serial += 1

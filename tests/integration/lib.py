@@ -180,11 +180,16 @@ class Proc:
 class BackendProc:
     """A tests/integration/backend.py process."""
 
-    def __init__(self, t, name, idle_close_ms=None):
+    def __init__(self, t, name, idle_close_ms=None, tls=None):
         argv = [sys.executable, os.path.join(HERE, "backend.py"), "--name", name]
         if idle_close_ms:
             argv += ["--idle-close", str(idle_close_ms)]
+        if tls:  # (cert, key) or (cert, key, client_ca)
+            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+            if len(tls) > 2 and tls[2]:
+                argv += ["--tls-client-ca", tls[2]]
         self.name = name
+        self.tls = tls
         self.proc = Proc("backend-" + name, argv, t.tmpdir, stdout_pipe=True)
         line = _read_line_with_timeout(self.proc.popen.stdout, 10)
         m = re.match(r"READY (\d+)", line or "")
@@ -196,6 +201,22 @@ class BackendProc:
 
     def stats(self):
         """Counters, fetched over a direct connection (not counted)."""
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            if len(self.tls) > 3:  # (cert, key, client_ca, (client_cert, client_key))
+                ctx.load_cert_chain(*self.tls[3])
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.port), 5)) as s:
+                s.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    piece = s.recv(65536)
+                    if not piece:
+                        break
+                    data += piece
+            return json.loads(data.partition(b"\r\n\r\n")[2])
         resp = request(self.port, "GET", "/stats", timeout=5)
         return json.loads(resp.body)
 
@@ -629,9 +650,9 @@ class T:
 
     # processes
 
-    def backend(self, name=None, idle_close_ms=None):
+    def backend(self, name=None, idle_close_ms=None, tls=None):
         name = name or "b%d" % (len(self.backends) + 1)
-        b = BackendProc(self, name, idle_close_ms)
+        b = BackendProc(self, name, idle_close_ms, tls)
         self.backends.append(b)
         return b
 

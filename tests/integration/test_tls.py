@@ -481,3 +481,141 @@ def test_wrk_over_https(t):
     t.check(m and int(m.group(1)) > 100, "wrk ran: " + out)
     t.check("Socket errors" not in out and "Non-2xx" not in out, "no errors: " + out)
     t.note("wrk over https (2 s, 16 connections, python backend): %s requests" % m.group(1))
+
+
+# -- TLS to backends ------------------------------------------------------------
+
+
+def tls_pool_proxy(t, backends, cfg_kw=None, **pool_kw):
+    cfg = t.config(backends, **(cfg_kw or {}))
+    cfg["pools"][0]["tls"] = True
+    cfg["pools"][0].update(pool_kw)
+    return cfg, t.ringlb(cfg)
+
+
+@timeout(90)
+def test_backend_tls_verified_reused_and_resumed(t):
+    pki = Pki(t)
+    origin_cert = pki.issue("origin", ["origin.test"], "ec")
+    b = t.backend("tls-origin", tls=origin_cert)
+    cfg, proxy = tls_pool_proxy(t, [b], tls_ca=pki.ca_cert, tls_name="origin.test")
+    c = t.connect(proxy.port)
+    for i in range(5):
+        r = c.request("GET", "/echo")
+        t.eq(r.status, 200, "request %d over TLS to the backend" % i)
+    info = r.json()["tls"]
+    t.eq(info["sni"], "origin.test", "SNI sent to the backend")
+    t.check(info["version"] in ("TLSv1.3", "TLSv1.2"), "negotiated %r" % info["version"])
+    t.eq(b.stats()["connections"], 1, "five requests reused one pooled TLS connection")
+    # bodies both ways through the re-encrypted connection
+    r = c.request("GET", "/size/3000000")
+    t.eq((r.status, len(r.body)), (200, 3000000), "large download from a TLS backend")
+    payload = os.urandom(2 * 1024 * 1024 + 3)
+    r = c.request("POST", "/upload", body=payload)
+    import hashlib
+    t.eq(r.json()["sha256"], hashlib.sha256(payload).hexdigest(), "upload to a TLS backend")
+    r = c.request("GET", "/chunked/200000")
+    t.eq((r.status, len(r.body)), (200, 200000), "chunked response from a TLS backend")
+    # a new upstream connection resumes the session the backend issued
+    cfg["pools"][0]["keepalive"] = 0
+    with open(proxy.config_path, "w") as f:
+        f.write(to_yaml(cfg) + "\n")
+    proxy.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + t.slow(5)
+    while "configuration reloaded" not in proxy.proc.stderr_text():
+        t.check(time.monotonic() < deadline, "reload logged")
+        time.sleep(0.05)
+    resumed = []
+    for i in range(4):
+        r = c.request("GET", "/echo")
+        t.eq(r.status, 200, "request %d without keep-alive upstream" % i)
+        resumed.append(r.json()["tls"]["resumed"])
+    t.check(any(resumed[1:]), "later upstream connections resume: %r" % resumed)
+
+
+@timeout(60)
+def test_backend_tls_verification_failures(t):
+    pki = Pki(t)
+    other = Pki(t, "other")
+    good = pki.issue("origin", ["origin.test"])
+    b = t.backend("tls-origin", tls=good)
+    # wrong name
+    cfg, proxy = tls_pool_proxy(t, [b], tls_ca=pki.ca_cert, tls_name="wrong.test")
+    r = t.connect(proxy.port).request("GET", "/")
+    t.eq(r.status, 502, "a backend certificate for another name is refused")
+    t.check("TLS to backend" in proxy.proc.stderr_text(), "the failure is logged")
+    # unknown CA
+    cfg2, p2 = tls_pool_proxy(t, [b], tls_ca=other.ca_cert, tls_name="origin.test")
+    r = t.connect(p2.port).request("GET", "/")
+    t.eq(r.status, 502, "a backend certificate from an unknown CA is refused")
+    # verification off: served
+    cfg3, p3 = tls_pool_proxy(t, [b], tls_verify=False)
+    r = t.connect(p3.port).request("GET", "/")
+    t.eq(r.status, 200, "tls_verify: false accepts any certificate")
+    # no name: the certificate must carry the backend's IP address
+    b_name = t.backend("tls-name-only", tls=pki.issue("n", ["unused.test"]))
+    cfg4, p4 = tls_pool_proxy(t, [b_name], tls_ca=pki.ca_cert)
+    r = t.connect(p4.port).request("GET", "/")
+    t.eq(r.status, 502, "without tls_name a certificate lacking the IP is refused")
+    b_ip = t.backend("tls-ip", tls=pki.issue("ip", ["IP:127.0.0.1"]))
+    cfg4b, p4b = tls_pool_proxy(t, [b_ip], tls_ca=pki.ca_cert)
+    r = t.connect(p4b.port).request("GET", "/")
+    t.eq(r.status, 200, "without tls_name a certificate for the backend's IP is accepted")
+    # a plain HTTP backend behind tls: on waits for a ServerHello that
+    # never comes; the handshake counts against upstream_connect: 504
+    plain = t.backend("plain")
+    cfg5, p5 = tls_pool_proxy(t, [plain], {"timeouts": {"upstream_connect": "500ms"}},
+                              tls_verify=False, retries=0)
+    r = t.connect(p5.port).request("GET", "/")
+    t.eq(r.status, 504, "TLS to a plain backend times out in the handshake")
+    # a failed verification is a failed connect: retried on the next backend
+    bad = t.backend("tls-other-ca", tls=other.issue("x", ["origin.test"]))
+    cfg6, p6 = tls_pool_proxy(t, [bad, b], tls_ca=pki.ca_cert, tls_name="origin.test",
+                              retries=1, algorithm="round_robin")
+    c = t.connect(p6.port)
+    for i in range(4):
+        r = c.request("GET", "/")
+        t.eq(r.status, 200, "request %d retried on the TLS backend" % i)
+
+
+@timeout(60)
+def test_backend_client_certificate(t):
+    pki = Pki(t)
+    origin = pki.issue("origin", ["origin.test"])
+    client = pki.issue("ringlb-client", [], client=True, cn="ringlb")
+    b = t.backend("mtls-origin", tls=(origin[0], origin[1], pki.ca_cert, client))
+    cfg, proxy = tls_pool_proxy(t, [b], tls_ca=pki.ca_cert, tls_name="origin.test",
+                                tls_cert=client[0], tls_key=client[1])
+    r = t.connect(proxy.port).request("GET", "/echo")
+    t.eq(r.status, 200, "mTLS to the backend")
+    t.eq(r.json()["tls"]["client_cn"], "ringlb", "the backend saw ringlb's certificate")
+    cfg2, p2 = tls_pool_proxy(t, [b], tls_ca=pki.ca_cert, tls_name="origin.test")
+    r = t.connect(p2.port).request("GET", "/")
+    t.eq(r.status, 502, "without a client certificate the backend refuses")
+    cfg["pools"][0]["tls_key"] = os.path.join(t.tmpdir, "nope.key")
+    cp = t.run_ringlb(["-t", "-c", t.write_config(cfg, "bad.yaml")])
+    t.check(cp.returncode != 0 and "nope.key" in cp.stderr, "missing tls_key: " + cp.stderr)
+
+
+@timeout(60)
+def test_backend_tls_health_checks(t):
+    pki = Pki(t)
+    cert = pki.issue("origin", ["origin.test"])
+    b1 = t.backend("tls-1", tls=cert)
+    b2 = t.backend("tls-2", tls=cert)
+    cfg, proxy = tls_pool_proxy(t, [b1, b2], tls_ca=pki.ca_cert, tls_name="origin.test",
+                                health_check={"path": "/status/200", "interval": "200ms",
+                                              "timeout": "150ms", "fall": 2, "rise": 1})
+    time.sleep(t.slow(1.0))
+    t.check("is down" not in proxy.proc.stderr_text(),
+            "HTTPS health checks keep healthy TLS backends up: " + proxy.proc.stderr_text())
+    t.check(b1.stats()["requests"] >= 3, "the checks reached the backend over TLS")
+    b1.kill()
+    deadline = time.monotonic() + t.slow(5)
+    while "is down" not in proxy.proc.stderr_text():
+        t.check(time.monotonic() < deadline, "the dead backend is marked down")
+        time.sleep(0.05)
+    c = t.connect(proxy.port)
+    for i in range(6):
+        r = c.request("GET", "/")
+        t.eq((r.status, r.body.split()[1]), (200, b"tls-2"), "request %d avoids the dead one" % i)

@@ -34,7 +34,7 @@ BORINGSSL_CFLAGS := -I/usr/include/android
 BORINGSSL_LIBDIR := /usr/lib/$(MULTIARCH)/android
 BORINGSSL_LIBS := -L$(BORINGSSL_LIBDIR) -Wl,-rpath,$(BORINGSSL_LIBDIR) -lssl -lcrypto
 
-LIBS := -luring -lyaml -lurcu-qsbr -lurcu-common -lxxhash -pthread
+LIBS := -luring -lyaml -lurcu-qsbr -lurcu-common -lxxhash -lnghttp2 -pthread
 LDFLAGS_ALL := $(LDOPT) $(LDFLAGS)
 
 # Engine library: everything but main.c, so unit tests can link it.
@@ -63,6 +63,11 @@ $(BUILD)/obj/tls/%.o: tls/%.c
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/unit/tls/%_test: tests/unit/tls/%_test.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(BORINGSSL_CFLAGS) -MMD -MP -o $@ $< \
+		$(filter-out $(BUILD)/obj/tls/$*.o,$(LIB_OBJS)) $(LDFLAGS_ALL) $(BORINGSSL_LIBS) $(LIBS) -lcmocka
 
 $(BUILD)/tests/unit/%_test: tests/unit/%_test.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)

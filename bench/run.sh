@@ -58,6 +58,7 @@ WORKLOADS=(
 	"https-small-c64 / 64 https keep"
 	"https-16k-c64 /16k 64 https keep"
 	"https-handshake-c64 / 64 https close"
+	"h2-small-c16x32 / 16 h2 keep"
 )
 if [[ -n "${BENCH_WORKLOADS:-}" ]]; then
 	# a subset by name, e.g. BENCH_WORKLOADS="https-small-c64 https-handshake-c64"
@@ -74,7 +75,7 @@ log() { echo "bench: $*" >&2; }
 
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
 [[ "$DURATION" =~ ^[1-9][0-9]*[smh]?$ ]] || die "BENCH_DURATION must look like 10s or 1m"
-need=(wrk curl python3 ps getconf nginx)   # nginx also runs the origins
+need=(wrk curl python3 ps getconf nginx h2load)   # nginx also runs the origins
 [[ " ${CONTENDERS_WANTED[*]} " == *" haproxy "* ]] && need+=(haproxy)
 for cmd in "${need[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || die "$cmd not found (run: sh scripts/deps.sh)"
@@ -345,6 +346,33 @@ run_wrk() {
 	WRK_PID=""
 }
 
+run_h2load() {
+	local file=$1
+	shift
+	"${PIN_WRK[@]}" h2load "$@" >"$file" 2>&1 &
+	WRK_PID=$!
+	wait "$WRK_PID" || true
+	WRK_PID=""
+}
+
+# parse_h2load FILE: "rps mean_us max_us requests errors" (h2load reports the
+# mean and the maximum request time, not percentiles)
+parse_h2load() {
+	awk '
+	function us(v) {
+		if (v ~ /us$/) return v + 0
+		if (v ~ /ms$/) return (v + 0) * 1000
+		if (v ~ /s$/) return (v + 0) * 1000000
+		return v + 0
+	}
+	/^finished in/ { rps = $4 }
+	/^requests:/ { reqs = $8; err = $10 + $12 + $14 }
+	/^status codes:/ { err += $7 + $9 }
+	/^time for request:/ { mean = us($6); max = us($5) }
+	END { printf "%.2f %.0f %.0f %d %d\n", rps, mean, max, reqs, err }
+	' "$1"
+}
+
 # parse_wrk FILE: "rps p50_us p99_us requests errors"
 parse_wrk() {
 	awk '
@@ -372,15 +400,23 @@ measure() {
 	read -r name path conns scheme mode <<<"$w"
 	file=$OUT/wrk/r$round-$c-$name.txt
 	port=${PORT[$c]}
-	[[ "$scheme" == https ]] && port=${TLS_PORT[$c]}
+	[[ "$scheme" != http ]] && port=${TLS_PORT[$c]}
 	[[ "$mode" == close ]] && hdr=(-H "Connection: close")
 	# shellcheck disable=SC2207
 	pids=($(tree "${PID[$c]}"))
 	t0=$(cpu_ticks "${pids[@]}")
-	run_wrk "$file" -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "${hdr[@]}" \
-		"$scheme://127.0.0.1:$port$path"
-	t1=$(cpu_ticks "${pids[@]}")
-	read -r rps p50 p99 reqs errs <<<"$(parse_wrk "$file")"
+	if [[ "$scheme" == h2 ]]; then
+		# HTTP/2: h2load, $conns connections x 32 concurrent streams each
+		run_h2load "$file" -t"$WRK_THREADS" -c"$conns" -m32 -D"${DURATION%s}" \
+			"https://127.0.0.1:$port$path"
+		t1=$(cpu_ticks "${pids[@]}")
+		read -r rps p50 p99 reqs errs <<<"$(parse_h2load "$file")"
+	else
+		run_wrk "$file" -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "${hdr[@]}" \
+			"$scheme://127.0.0.1:$port$path"
+		t1=$(cpu_ticks "${pids[@]}")
+		read -r rps p50 p99 reqs errs <<<"$(parse_wrk "$file")"
+	fi
 	local ticks=$((t1 - t0))
 	local cpu
 	cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$reqs" \
@@ -495,7 +531,9 @@ print()
 print("Workloads: small = GET / (12-byte body), 16k = GET /16k (16384 bytes), "
       "256k = GET /256k (262144 bytes); cNN = wrk connections; https- = the same over "
       "TLS (ECDSA P-256 certificate, keep-alive); https-handshake = Connection: close, "
-      "a new connection and full TLS handshake per request. "
+      "a new connection and full TLS handshake per request; h2-small-c16x32 = h2load, "
+      "HTTP/2 over TLS, 16 connections x 32 streams (its p50/p99 columns hold h2load's mean "
+      "and maximum request time). "
       "spread = (max - min) / median of req/s over the rounds. "
       "CPU-µs/req = utime+stime of the proxy's processes during the run / requests completed. "
       "Ratios: > 1 for req/s is better than nginx, < 1 for CPU is better than nginx.")

@@ -393,12 +393,13 @@ struct table {
 enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
-	LINE_TIMEOUTS = LINE_TOP + 11,
+	LINE_TIMEOUTS = LINE_TOP + 12,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 7,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
 	LINE_ADMIN = LINE_ACCESS_LOG + 2,
-	LINE_END = LINE_ADMIN + 2,
+	LINE_HTTP2 = LINE_ADMIN + 2,
+	LINE_END = LINE_HTTP2 + 8,
 };
 _Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
 
@@ -454,6 +455,7 @@ static const struct field listener_fields[] = {
         FIELD("backlog", T, backlog, F_UINT, 0, 1, 65535),
         FIELD("tls", T, tls, F_TLS, 0, 0, 0),
         FIELD("redirect_https", T, redirect_https, F_UINT, 0, 0, 65535),
+        FIELD("http2", T, http2, F_BOOL, 0, 0, 1),
 };
 #undef T
 
@@ -585,6 +587,20 @@ static const struct field admin_fields[] = {
 #undef T
 static const struct table admin_table = TABLE(admin_fields, LINE_ADMIN);
 
+#define T struct config_http2
+static const struct field http2_fields[] = {
+        FIELD("max_concurrent_streams", T, max_concurrent_streams, F_UINT, 0, 1, 10000),
+        FIELD("stream_window", T, stream_window, F_SIZE, 0, 16 * KIB, 16 * MIB),
+        FIELD("header_table_size", T, header_table_size, F_UINT, 0, 0, 65536),
+        FIELD("max_resets", T, max_resets, F_UINT, 0, 1, 1000000),
+        FIELD("reset_rate", T, reset_rate, F_UINT, 0, 1, 1000000),
+        FIELD("max_control", T, max_control, F_UINT, 0, 1, 1000000),
+        FIELD("control_rate", T, control_rate, F_UINT, 0, 1, 1000000),
+        FIELD("max_continuations", T, max_continuations, F_UINT, 0, 0, 1000),
+};
+#undef T
+static const struct table http2_table = TABLE(http2_fields, LINE_HTTP2);
+
 #define T struct config
 static const struct field top_fields[] = {
         FIELD("workers", T, workers, F_WORKERS, 0, 0, 1024),
@@ -598,6 +614,7 @@ static const struct field top_fields[] = {
         SECTION("buffers", buffers, &buffers_table),
         SECTION("access_log", access_log, &access_log_table),
         FIELD("admin", T, admin, F_ADMIN, 0, 0, 0),
+        SECTION("http2", http2, &http2_table),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -607,7 +624,8 @@ _Static_assert(RLB_ARRAY_LEN(timeouts_fields) == LINE_LIMITS - LINE_TIMEOUTS, "t
 _Static_assert(RLB_ARRAY_LEN(limits_fields) == LINE_BUFFERS - LINE_LIMITS, "limits slots");
 _Static_assert(RLB_ARRAY_LEN(buffers_fields) == LINE_ACCESS_LOG - LINE_BUFFERS, "buffers slots");
 _Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_ADMIN - LINE_ACCESS_LOG, "log slots");
-_Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_END - LINE_ADMIN, "admin slots");
+_Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_HTTP2 - LINE_ADMIN, "admin slots");
+_Static_assert(RLB_ARRAY_LEN(http2_fields) == LINE_END - LINE_HTTP2, "http2 slots");
 
 /* expectation describes what a field accepts, for "expected X, got Y". */
 static const char *expectation(const struct field *f, char *out, size_t out_len)
@@ -821,6 +839,16 @@ void config_defaults(struct config *cfg)
 	};
 	cfg->access_log.enabled = false;
 	cfg->access_log.queue_entries = 4096;
+	cfg->http2 = (struct config_http2){
+	        .max_concurrent_streams = 128,
+	        .stream_window = 64 * KIB,
+	        .header_table_size = 4096,
+	        .max_resets = 200,
+	        .reset_rate = 33,
+	        .max_control = 1000,
+	        .control_rate = 100,
+	        .max_continuations = 8,
+	};
 }
 
 void config_free(struct config *cfg)
@@ -1241,6 +1269,7 @@ static int parse_listeners(struct parse *p, const struct field *f, const yaml_no
 		struct config_listener *l = &cfg->listeners[cfg->num_listeners++];
 		memset(l, 0, sizeof(*l));
 		l->backlog = 4096;
+		l->http2 = true;
 		if (!parse_item(p, item, &listener_table, l, &l->_line))
 			return 0;
 		path_pop(p, old);
@@ -1697,6 +1726,7 @@ int config_add_listener(struct config *cfg, const char *addr, char *err, size_t 
 	memset(l, 0, sizeof(*l));
 	l->addr = a;
 	l->backlog = 4096;
+	l->http2 = true;
 	return 1;
 }
 
@@ -1865,6 +1895,8 @@ static int validate_listeners(struct vctx *v)
 			        v->err, v->err_len, c->source, or_root(c, l->_line), key,
 			        "only for a listener without tls (it would redirect to itself)");
 		}
+		if (l->tls != NULL)
+			l->tls->_h2 = l->http2;
 		if (l->tls != NULL && l->tls->num_certs == 0) {
 			snprintf(key, sizeof(key), "listeners[%zu].tls.certificates", i);
 			return errorf(v->err, v->err_len, c->source, or_root(c, l->tls->_line), key,
@@ -2087,7 +2119,8 @@ static int validate_top(struct vctx *v)
 	return check_fields(v, &timeouts_table, &c->timeouts, "timeouts", 0) &&
 	       check_fields(v, &limits_table, &c->limits, "limits", 0) &&
 	       check_fields(v, &buffers_table, &c->buffers, "buffers", 0) &&
-	       check_fields(v, &access_log_table, &c->access_log, "access_log", 0);
+	       check_fields(v, &access_log_table, &c->access_log, "access_log", 0) &&
+	       check_fields(v, &http2_table, &c->http2, "http2", 0);
 }
 
 int config_validate(struct config *cfg, char *err, size_t err_len)

@@ -64,7 +64,8 @@ struct config_tls {
 	uint64_t ticket_rotate_ms;             /* own keys: a new one this often, default 1h */
 	uint64_t hsts_ms;                      /* Strict-Transport-Security max-age; 0 = off */
 	bool hsts_subdomains;                  /* add includeSubDomains */
-	uint32_t _line;                        /* private to config.c: line of the `tls` key */
+	bool _h2;       /* set by config_validate from the listener's http2 (ALPN offers h2) */
+	uint32_t _line; /* private to config.c: line of the `tls` key */
 };
 
 /* The default TLS 1.2 cipher list (forward secrecy and AEAD only) and key
@@ -83,6 +84,7 @@ struct config_listener {
 	uint32_t backlog;        /* listen(2) backlog, default 4096 */
 	struct config_tls *tls;  /* owned; NULL = plain HTTP */
 	uint32_t redirect_https; /* plain listener: answer 308 to https on this port; 0 = off */
+	bool http2;              /* TLS listener: offer h2 in ALPN, default true */
 	uint32_t _line;          /* private to config.c: line of `address`, 0 if not from a file */
 };
 
@@ -239,6 +241,19 @@ struct config_buffers {
 	uint32_t tls_count;    /* TLS plaintext/ciphertext buffers per shard, default 1024 */
 };
 
+/* HTTP/2 to clients (TLS listeners with http2), and the limits that keep
+ * one connection from costing more than its share. */
+struct config_http2 {
+	uint32_t max_concurrent_streams; /* streams open at once per connection, default 128 */
+	size_t stream_window;            /* per-stream receive window, default 64KiB */
+	uint32_t header_table_size;      /* HPACK dynamic table we allow, default 4096 */
+	uint32_t max_resets;             /* client stream resets allowed in a burst, default 200 */
+	uint32_t reset_rate;             /* ... refilled at this many per second, default 33 */
+	uint32_t max_control;       /* SETTINGS/PING/PRIORITY frames in a burst, default 1000 */
+	uint32_t control_rate;      /* ... refilled at this many per second, default 100 */
+	uint32_t max_continuations; /* CONTINUATION frames per header block, default 8 */
+};
+
 #define CONFIG_ADMIN_DEFAULT "127.0.0.1:9090"
 
 /* The admin listener (JSON API for live changes); off unless configured. */
@@ -269,6 +284,7 @@ struct config {
 	struct config_buffers buffers;
 	struct config_access_log access_log;
 	struct config_admin admin;
+	struct config_http2 http2;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
 	/* Private to config.c: the line of each top-level and section key read
 	 * from a file (0 for a default or the command line), so that

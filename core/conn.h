@@ -58,6 +58,7 @@ enum conn_state {
 	CONN_PROXY,    /* a request is proxied; see req_phase and resp_phase */
 	CONN_LOCAL,    /* sending a response ringlb made (an error page) */
 	CONN_LINGER,   /* final response sent, write side shut: draining input until EOF */
+	CONN_H2,       /* an HTTP/2 connection: its streams are connections of their own */
 	CONN_CLOSING,  /* shut down; waiting for in-flight operations to end (transient) */
 };
 
@@ -167,6 +168,37 @@ struct conn {
 	struct msghdr msg;
 	struct conn *starved_next;
 	struct conn *tls_starved_next;
+
+	/* HTTP/2 (core/h2.c). A parent has h2 set; a stream has h2_parent. */
+	void *h2;                   /* parent: its nghttp2_session */
+	struct conn *h2_parent;     /* stream: the connection it arrived on */
+	struct conn *h2_next;       /* stream: the parent's next stream */
+	struct conn *h2_streams;    /* parent: its streams */
+	struct conn *h2_dirty_next; /* stream: next in the parent's to-run list */
+	struct conn *h2_dirty;      /* parent: streams to run after input */
+	uint32_t h2_gen;            /* stream: the parent's gen when linked */
+	int32_t h2_id;              /* stream id */
+	uint32_t h2_nstreams;       /* parent: live streams */
+	int32_t h2_scratch;         /* stream: hpool buffer for pseudo-headers, or -1 */
+	uint32_t h2_method_len, h2_path_len, h2_auth_len; /* in h2_scratch */
+	uint32_t h2_head_bytes;                           /* stream: header block bytes received */
+	uint32_t h2_cont;         /* stream: CONTINUATION frames in this block */
+	uint64_t h2_owed;         /* stream: DATA bytes not yet acknowledged */
+	uint64_t h2_reset_tokens; /* parent: token buckets (x1000) and their time */
+	uint64_t h2_ctrl_tokens;
+	uint64_t h2_bucket_ms;
+	const uint8_t *h2_out; /* parent: nghttp2 output not yet encrypted */
+	size_t h2_out_len;
+	bool h2_line_done;  /* stream: request line written to `in` */
+	bool h2_chunked;    /* stream: the body is re-framed as chunked */
+	bool h2_has_length; /* stream: the request carried content-length */
+	bool h2_submitted;  /* stream: response HEADERS submitted */
+	bool h2_deferred;   /* stream: the data provider waits for body */
+	bool h2_closed;     /* stream: nghttp2 closed it */
+	bool h2_done;       /* stream: the transaction is over */
+	bool h2_in_dirty;   /* stream: in the parent's to-run list */
+	bool h2_bad;        /* stream: refused while its head arrived; parent: failed */
+	bool h2_stream;     /* an HTTP/2 stream (its parent may be gone) */
 };
 
 enum upconn_state {
@@ -215,6 +247,7 @@ struct shard_stats {
 	uint64_t accepted, refused_full, requests, responses[6];
 	uint64_t parse_errors, upstream_connects, upstream_reused, upstream_errors;
 	uint64_t retries, timeouts, stale_cqes, log_dropped, tls_failures;
+	uint64_t h2_connections, h2_floods;
 } __attribute__((aligned(RLB_CACHELINE)));
 
 /* What a shard needs to know about each listener on the request path,
@@ -281,6 +314,9 @@ struct shard {
 	uint32_t num_flush, flush_cap;
 	struct upconn *up_starved;                  /* upstream connections waiting for buffers */
 	struct h1_header headers[CONN_HEADERS_MAX]; /* parse scratch */
+	void *h2_nva;   /* HTTP/2 response fields being submitted (h2.c) */
+	char *h2_names; /* their lower-cased names */
+	size_t h2_names_cap;
 	struct h1_limits req_limits, resp_limits;
 	struct h1_chunked_limits chunk_limits;
 

@@ -1107,6 +1107,11 @@ static bool h1_drop_field(const struct h1_msg *msg, struct h1_str name, enum h1_
 	}
 }
 
+bool h1_hop_by_hop(const struct h1_msg *msg, struct h1_str name)
+{
+	return h1_drop_field(msg, name, h1_field_classify(name));
+}
+
 /* h1_put_joined writes the values of every field of `kind`, joined with
  * ", " (RFC 9110 §5.3), each followed by ", ". */
 static void h1_put_joined(struct h1_out *o, const struct h1_msg *msg, enum h1_field kind)

@@ -236,6 +236,12 @@ size_t h1_write_response(char *out, size_t cap, const struct h1_msg *msg,
  * too small (512 bytes always suffice). */
 size_t h1_write_error(char *out, size_t cap, int status, bool keep_alive, bool http10);
 
+/* h1_hop_by_hop says whether header `name` of `msg` stays behind at this
+ * hop: the hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE,
+ * Trailer, Transfer-Encoding, Upgrade) and the fields Connection lists,
+ * except Content-Length and Host. */
+bool h1_hop_by_hop(const struct h1_msg *msg, struct h1_str name);
+
 /* h1_status_reason returns the standard reason phrase for `status`, or
  * "Unknown". */
 const char *h1_status_reason(int status);

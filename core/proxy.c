@@ -23,6 +23,8 @@
  */
 #include "core/proxy.h"
 
+#include "core/h2.h"
+
 #include "core/log.h"
 #include "core/snapshot.h"
 
@@ -78,7 +80,7 @@ static void put_head(struct shard *s, int32_t *idx)
 
 /* ---- timers ---- */
 
-static void conn_arm(struct shard *s, struct conn *c, uint64_t ms)
+void conn_arm(struct shard *s, struct conn *c, uint64_t ms)
 {
 	timer_arm(&s->wheel, &c->timer, s->now_ms + ms);
 }
@@ -181,8 +183,12 @@ static void conn_free(struct shard *s, struct conn *c)
 		dequeue(s, c);
 	c->flush_pending = false;
 	timer_disarm(&s->wheel, &c->timer);
+	if (c->h2 != NULL)
+		h2_parent_freed(s, c);
 	bufq_clear(&c->in, conn_inpool(s, c));
-	tls_free(&c->tls); /* after c->in: its pool depends on tls.ssl */
+	if (c->h2_stream)
+		h2_stream_freed(s, c); /* after c->in: its pool depends on h2_parent */
+	tls_free(&c->tls);             /* ... and on tls.ssl */
 	bufq_clear(&c->rin, conn_rinpool(s, c));
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
@@ -210,7 +216,10 @@ void conn_abort(struct shard *s, struct conn *c)
 		if (c->queued)
 			dequeue(s, c);
 		timer_disarm(&s->wheel, &c->timer);
-		shutdown(c->fd, SHUT_RDWR);
+		if (c->fd >= 0)
+			shutdown(c->fd, SHUT_RDWR);
+		if (c->h2 != NULL)
+			h2_parent_closing(s, c);
 		if (c->ops > 0) {
 			ring_cancel_fd(&s->ring, c->fd,
 			               ring_ud(OP_CCANCEL, conn_slot(s, c), c->gen));
@@ -256,8 +265,6 @@ static void conn_linger(struct shard *s, struct conn *c)
 
 /* ---- sending to the client ---- */
 
-static void account_sent(struct shard *s, struct conn *c, uint64_t n);
-
 /* pending_plain returns the next run of response bytes waiting to go to the
  * client, in the order conn_send_now sends them; NULL when none. */
 static const char *pending_plain(struct shard *s, struct conn *c, size_t *out_len)
@@ -290,6 +297,10 @@ static void tls_encrypt(struct shard *s, struct conn *c)
 
 	if (!c->tls.established || c->tls.failed || c->resp_aborted)
 		return;
+	if (c->h2 != NULL) {
+		h2_produce(s, c, out_max);
+		return;
+	}
 	while (c->tls.out.bytes < out_max) {
 		size_t len, took = 0;
 		const char *p = pending_plain(s, c, &len);
@@ -304,7 +315,7 @@ static void tls_encrypt(struct shard *s, struct conn *c)
 		}
 		r = tls_write(&c->tls, p, len < 16384 ? len : 16384, &took);
 		if (took > 0)
-			account_sent(s, c, took);
+			conn_account_sent(s, c, took);
 		if (r == TLS_NOBUF) {
 			tls_starve(s, c);
 			return;
@@ -347,6 +358,10 @@ static void conn_send_now(struct shard *s, struct conn *c)
 
 	if (c->send_on || c->state == CONN_CLOSING || c->state == CONN_FREE)
 		return;
+	if (c->h2_stream) {
+		h2_stream_send(s, c);
+		return;
+	}
 	if (c->tls.ssl != NULL) {
 		tls_send_now(s, c);
 		return;
@@ -386,7 +401,7 @@ static void conn_send_now(struct shard *s, struct conn *c)
  * loop turn: a response that arrives in several receive completions of one
  * turn (a head and body in two buffers, a body in many) then leaves in one
  * sendmsg instead of one per completion. */
-static void conn_send_more(struct shard *s, struct conn *c)
+void conn_send_more(struct shard *s, struct conn *c)
 {
 	if (c->send_on || c->flush_pending)
 		return;
@@ -440,6 +455,19 @@ static void conn_local(struct shard *s, struct conn *c, int status)
 	put_head(s, &c->resp_head);
 	c->resp_fwd = 0;
 	s->stats.responses[status / 100]++;
+}
+
+void conn_refuse(struct shard *s, struct conn *c, int status)
+{
+	c->state = CONN_PROXY;
+	c->req_phase = REQ_DONE;
+	c->keep_alive = false;
+	conn_local(s, c, status);
+}
+
+void conn_close_h2(struct shard *s, struct conn *c)
+{
+	conn_linger(s, c);
 }
 
 /* ---- the request head ---- */
@@ -597,7 +625,7 @@ static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	memset(&fwd, 0, sizeof(fwd));
 	fwd.client_addr.ptr = c->peer;
 	fwd.client_addr.len = strlen(c->peer);
-	fwd.proto.ptr = c->tls.ssl != NULL ? "https" : "http";
+	fwd.proto.ptr = c->tls.ssl != NULL || c->h2_stream ? "https" : "http";
 	fwd.proto.len = strlen(fwd.proto.ptr);
 	fwd.target = target;
 	fwd.host = host;
@@ -1048,8 +1076,8 @@ static int forward_interim(struct shard *s, struct conn *c, const struct h1_msg 
 
 	if (m->status == 101)
 		return 0;
-	if (c->http10)
-		return 1;
+	if (c->http10 || c->h2_stream)
+		return 1; /* not for HTTP/1.0; dropped for HTTP/2 (advisory) */
 	if (m->status == 100 && m->num_headers == 0) {
 		c->local = continue_100;
 		c->local_len = sizeof(continue_100) - 1;
@@ -1111,7 +1139,7 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	int32_t h;
 	size_t n;
 
-	c->resp_dechunk = m->body == H1_BODY_CHUNKED && c->http10;
+	c->resp_dechunk = m->body == H1_BODY_CHUNKED && (c->http10 || c->h2_stream);
 	ka = c->keep_alive && !c->close_after && !s->draining && m->body != H1_BODY_CLOSE &&
 	     !c->resp_dechunk;
 	if (!ka)
@@ -1123,9 +1151,15 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	fwd.extra.ptr = extra;
 	if (c->sticky_sent != 0)
 		fwd.extra.len = (size_t)sticky_field(s, c, extra, sizeof(extra) - sizeof(sl->hsts));
-	if (sl->hsts_len > 0 && c->tls.ssl != NULL) {
+	if (sl->hsts_len > 0 && (c->tls.ssl != NULL || c->h2_stream)) {
 		memcpy(extra + fwd.extra.len, sl->hsts, sl->hsts_len);
 		fwd.extra.len += sl->hsts_len;
+	}
+	if (c->h2_stream) {
+		int err = h2_submit_response(s, c, m, fwd.extra);
+
+		c->resp_started = err == 0;
+		return err;
 	}
 	h = hpool_get(&s->heads);
 	if (h < 0)
@@ -1266,10 +1300,12 @@ static void txn_log(struct shard *s, struct conn *c)
 		strftime(s->log_date, sizeof(s->log_date), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 		s->log_when = now;
 	}
-	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu %llums\n",
-	             c->peer, s->log_date, c->method[0] ? c->method : "-",
-	             c->target[0] ? c->target : "-", c->http10 ? 0 : 1, c->status,
-	             (unsigned long long)c->bytes_out,
+	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/%s\" %d %llu %llums\n", c->peer,
+	             s->log_date, c->method[0] ? c->method : "-", c->target[0] ? c->target : "-",
+	             c->h2_stream ? "2.0"
+	             : c->http10  ? "1.0"
+	                          : "1.1",
+	             c->status, (unsigned long long)c->bytes_out,
 	             (unsigned long long)(s->now_ms - c->t_start_ms));
 	if (n > 0)
 		shard_alog_push(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
@@ -1285,6 +1321,10 @@ static bool txn_complete(const struct conn *c)
 static void txn_finish(struct shard *s, struct conn *c)
 {
 	txn_log(s, c);
+	if (c->h2_stream) {
+		h2_stream_finish(s, c);
+		return;
+	}
 	if (c->resp_aborted) {
 		conn_abort(s, c);
 		return;
@@ -1384,10 +1424,22 @@ void conn_tls_resume(struct shard *s, struct conn *c)
 
 void conn_step(struct shard *s, struct conn *c)
 {
+	bool was_established = c->tls.established;
+
+	if (c->h2_done)
+		return; /* a finished stream waits for nghttp2 to close it */
 	if (c->tls.ssl != NULL && !tls_pull(s, c))
 		return;
+	if (!was_established && c->tls.established && tls_alpn_h2(&c->tls) &&
+	    c->state == CONN_IDLE && !h2_start(s, c)) {
+		conn_abort(s, c);
+		return;
+	}
 	for (int turns = 0; turns < 64; turns++) {
 		switch (c->state) {
+		case CONN_H2:
+			h2_input(s, c);
+			goto out;
 		case CONN_IDLE:
 			if (c->in.bytes == 0)
 				goto out;
@@ -1418,11 +1470,52 @@ out:
 		c->eof_pending = false;
 		conn_on_eof(s, c);
 	}
+	if (c->h2_owed > 0 && c->state != CONN_FREE && c->state != CONN_CLOSING)
+		h2_ack(s, c);
 	if (c->state != CONN_FREE)
 		conn_update_recv(s, c);
 }
 
 /* ---- completions ---- */
+
+/* conn_init resets every per-connection field of a slot being taken. */
+static void conn_init(struct shard *s, struct conn *c, int fd, uint32_t listener)
+{
+	c->fd = fd;
+	c->listener = (uint8_t)listener;
+	c->recv_on = c->recv_stop = c->recv_eof = c->send_on = c->starved = false;
+	c->eof_pending = c->tls_starved = c->shut_pending = c->rin_tls = false;
+	tls_link_init(&c->tls);
+	c->close_after = false;
+	c->up = NULL;
+	c->req_head = c->resp_head = -1;
+	bufq_init(&c->in);
+	bufq_init(&c->rin);
+	txn_reset(s, c);
+	c->h2 = NULL;
+	c->h2_parent = c->h2_next = c->h2_streams = c->h2_dirty_next = c->h2_dirty = NULL;
+	c->h2_id = 0;
+	c->h2_nstreams = 0;
+	c->h2_scratch = -1;
+	c->h2_method_len = c->h2_path_len = c->h2_auth_len = 0;
+	c->h2_head_bytes = c->h2_cont = 0;
+	c->h2_owed = 0;
+	c->h2_out = NULL;
+	c->h2_out_len = 0;
+	c->h2_line_done = c->h2_chunked = c->h2_has_length = c->h2_submitted = false;
+	c->h2_deferred = c->h2_closed = c->h2_done = c->h2_in_dirty = c->h2_bad = false;
+	c->h2_stream = false;
+}
+
+void conn_init_stream(struct shard *s, struct conn *c, struct conn *parent)
+{
+	conn_init(s, c, -1, parent->listener);
+	c->h2_parent = parent;
+	c->h2_stream = true;
+	memcpy(c->peer, parent->peer, sizeof(c->peer));
+	c->state = CONN_IDLE;
+	c->t_start_ms = s->now_ms;
+}
 
 int conn_open(struct shard *s, int fd, uint32_t listener)
 {
@@ -1437,11 +1530,7 @@ int conn_open(struct shard *s, int fd, uint32_t listener)
 	RLB_ASSERT(c->state == CONN_FREE);
 	RLB_ASSERT(c->ops == 0);
 	s->conns_active++;
-	c->fd = fd;
-	c->listener = (uint8_t)listener;
-	c->recv_on = c->recv_stop = c->recv_eof = c->send_on = c->starved = false;
-	c->eof_pending = c->tls_starved = c->shut_pending = c->rin_tls = false;
-	tls_link_init(&c->tls);
+	conn_init(s, c, fd, listener);
 	if (s->listeners[listener].tls != NULL &&
 	    !tls_accept(&c->tls, s->listeners[listener].tls, cpool(s), &s->tls_pool)) {
 		rlb_log(LOG_WARN, "shard %u: out of memory for a TLS session", s->id);
@@ -1451,12 +1540,6 @@ int conn_open(struct shard *s, int fd, uint32_t listener)
 		s->conns_active--;
 		return 0;
 	}
-	c->close_after = false;
-	c->up = NULL;
-	c->req_head = c->resp_head = -1;
-	bufq_init(&c->in);
-	bufq_init(&c->rin);
-	txn_reset(s, c);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->peer[0] = '\0';
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -1492,6 +1575,7 @@ static void conn_on_eof(struct shard *s, struct conn *c)
 	case CONN_IDLE:
 	case CONN_HEAD:
 	case CONN_LINGER:
+	case CONN_H2:
 		conn_abort(s, c);
 		return;
 	case CONN_PROXY:
@@ -1513,8 +1597,8 @@ void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 
 	if (ring_cqe_has_buffer(cqe)) {
 		ring_note_buffer(&s->ring, RING_GROUP_CLIENT);
-		if (cqe->res > 0 &&
-		    (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_PROXY))
+		if (cqe->res > 0 && (c->state == CONN_IDLE || c->state == CONN_HEAD ||
+		                     c->state == CONN_PROXY || c->state == CONN_H2))
 			bufq_push(c->tls.ssl != NULL ? &c->tls.in : &c->in, cpool(s),
 			          ring_cqe_bid(cqe), (uint32_t)cqe->res);
 		else
@@ -1554,7 +1638,7 @@ void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 
 /* account_sent releases what a completed send carried: the constant
  * response first, then the response head, then body bytes from c->rin. */
-static void account_sent(struct shard *s, struct conn *c, uint64_t n)
+void conn_account_sent(struct shard *s, struct conn *c, uint64_t n)
 {
 	c->bytes_out += n; /* with TLS: plaintext, counted as it is encrypted */
 	if (c->local != NULL) {
@@ -1607,8 +1691,15 @@ void conn_on_send(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 			c->shut_pending = false;
 			shutdown(c->fd, SHUT_WR);
 		}
+		if (c->h2 != NULL) {
+			conn_update_timer(s, c);
+			h2_after_send(s, c);
+			if (c->state == CONN_H2)
+				conn_step(s, c);
+			return;
+		}
 	} else {
-		account_sent(s, c, (uint64_t)cqe->res);
+		conn_account_sent(s, c, (uint64_t)cqe->res);
 	}
 	conn_update_timer(s, c);
 	conn_step(s, c);
@@ -1660,6 +1751,10 @@ void conn_on_timer(struct shard *s, struct conn *c)
 
 void conn_drain_idle(struct shard *s, struct conn *c)
 {
+	if (c->state == CONN_H2) {
+		h2_drain(s, c);
+		return;
+	}
 	if (c->state == CONN_IDLE && c->in.bytes == 0) {
 		conn_abort(s, c);
 		return;

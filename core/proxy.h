@@ -16,7 +16,8 @@
  * plaintext) for a TLS one. */
 static inline struct bufpool *conn_inpool(struct shard *s, const struct conn *c)
 {
-	return c->tls.ssl != NULL ? &s->tls_pool.pool : ring_pool(&s->ring, RING_GROUP_CLIENT);
+	return c->tls.ssl != NULL || c->h2_stream ? &s->tls_pool.pool
+	                                          : ring_pool(&s->ring, RING_GROUP_CLIENT);
 }
 
 /* conn_rinpool is the pool whose buffers hold c->rin: the ring's upstream
@@ -30,6 +31,16 @@ static inline struct bufpool *conn_rinpool(struct shard *s, const struct conn *c
  * in a free slot. Returns 1, or 0 when the slab is full or TLS could not
  * start (the caller closes fd). */
 int conn_open(struct shard *s, int fd, uint32_t listener);
+
+/* Shared with core/h2.c. */
+void conn_init_stream(struct shard *s, struct conn *c, struct conn *parent);
+void conn_arm(struct shard *s, struct conn *c, uint64_t ms);
+void conn_send_more(struct shard *s, struct conn *c);
+void conn_account_sent(struct shard *s, struct conn *c, uint64_t n);
+/* conn_refuse answers the connection's (unparsed) request with `status`. */
+void conn_refuse(struct shard *s, struct conn *c, int status);
+/* conn_close_h2 ends a finished HTTP/2 connection (close_notify, then close). */
+void conn_close_h2(struct shard *s, struct conn *c);
 
 /* conn_tls_resume retries a TLS connection that waited for TLS buffers. */
 void conn_tls_resume(struct shard *s, struct conn *c);

@@ -15,6 +15,7 @@
 #define _LGPL_SOURCE /* inline the QSBR fast paths */
 #include "core/shard.h"
 
+#include "core/h2.h"
 #include "core/log.h"
 #include "core/proxy.h"
 #include "core/snapshot.h"
@@ -256,6 +257,10 @@ static int shard_setup(struct shard *s)
 	}
 	if (!setup_tls(s))
 		return 0;
+	if (!h2_shard_init(s)) {
+		snprintf(s->err, sizeof(s->err), "out of memory for HTTP/2 scratch space");
+		return 0;
+	}
 	for (uint32_t i = 0; i < s->num_listeners; i++)
 		arm_accept(s, i);
 	return 1;
@@ -293,6 +298,7 @@ static void shard_teardown(struct shard *s)
 	ring_cleanup(&s->ring);
 	hpool_cleanup(&s->heads);
 	mempool_cleanup(&s->tls_pool);
+	h2_shard_free(s);
 	free_slabs(s);
 }
 

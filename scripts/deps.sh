@@ -19,7 +19,7 @@ set -eu
 PACKAGES="build-essential pkg-config liburing-dev android-libboringssl-dev"
 PACKAGES="$PACKAGES libxxhash-dev libcmocka-dev libyaml-dev liburcu-dev"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev python3 curl wrk nginx haproxy"
-PACKAGES="$PACKAGES openssl procps iproute2"
+PACKAGES="$PACKAGES openssl procps iproute2 libnghttp2-dev nghttp2-client testssl.sh"
 
 check_kernel() {
 	f=/proc/sys/kernel/io_uring_disabled

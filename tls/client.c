@@ -73,8 +73,8 @@ struct tls_client *tls_client_new(const struct config_pool_tls *t, const char *p
 	                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
 	SSL_CTX_sess_set_new_cb(cli->ctx, new_session);
 	if (t->verify && !SSL_CTX_load_verify_locations(cli->ctx, ca, NULL)) {
-		snprintf(err, err_len, "pool %s: tls_ca: %s: no usable CA certificate (%s)", pool, ca,
-		         ERR_error_string(ERR_get_error(), r));
+		snprintf(err, err_len, "pool %s: tls_ca: %s: no usable CA certificate (%s)", pool,
+		         ca, ERR_error_string(ERR_get_error(), r));
 		goto fail;
 	}
 	if (t->cert[0] != '\0') {
@@ -85,8 +85,8 @@ struct tls_client *tls_client_new(const struct config_pool_tls *t, const char *p
 		if (!SSL_CTX_use_certificate_chain_file(cli->ctx, t->cert) ||
 		    !SSL_CTX_use_PrivateKey_file(cli->ctx, t->key, SSL_FILETYPE_PEM) ||
 		    !SSL_CTX_check_private_key(cli->ctx)) {
-			snprintf(err, err_len, "pool %s: tls_cert %s / tls_key %s: %s", pool, t->cert,
-			         t->key, ERR_error_string(ERR_get_error(), r));
+			snprintf(err, err_len, "pool %s: tls_cert %s / tls_key %s: %s", pool,
+			         t->cert, t->key, ERR_error_string(ERR_get_error(), r));
 			goto fail;
 		}
 	}
@@ -118,11 +118,14 @@ static int set_peer(SSL *ssl, const struct tls_client *cli, const struct sockadd
 	if (addr->sa_family == AF_INET)
 		return X509_VERIFY_PARAM_set1_ip(
 		        SSL_get0_param(ssl),
-		        (const uint8_t *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr, 4);
+		        (const uint8_t *)&((const struct sockaddr_in *)(const void *)addr)
+		                ->sin_addr,
+		        4);
 	if (addr->sa_family == AF_INET6)
 		return X509_VERIFY_PARAM_set1_ip(
 		        SSL_get0_param(ssl),
-		        (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr,
+		        (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)addr)
+		                ->sin6_addr,
 		        16);
 	return 0;
 }

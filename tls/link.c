@@ -216,6 +216,8 @@ enum tls_result tls_write(struct tls_link *l, const void *p, size_t len, size_t 
 	*written = 0;
 	if (l->failed)
 		return TLS_FAILED;
+	if (len == 0)
+		return TLS_OK; /* SSL_write(0) reads as an error */
 	l->want_buffers = false;
 	n = SSL_write(l->ssl, p, len > INT_MAX ? INT_MAX : (int)len);
 	if (n > 0) {
@@ -230,8 +232,12 @@ void tls_close_notify(struct tls_link *l)
 	if (l->ssl == NULL || l->notified || !l->established || l->failed)
 		return;
 	l->notified = true;
-	if (SSL_shutdown(l->ssl) < 0)
+	if (SSL_shutdown(l->ssl) < 0) {
+		/* no buffer for the alert: let a later call write it */
+		if (SSL_get_error(l->ssl, -1) == SSL_ERROR_WANT_WRITE)
+			l->notified = false;
 		ERR_clear_error();
+	}
 }
 
 void tls_free(struct tls_link *l)
@@ -248,6 +254,17 @@ void tls_free(struct tls_link *l)
 		bufq_clear(&l->out, &l->out_pool->pool);
 	l->eof = l->established = l->closed = l->failed = l->notified = false;
 	l->want_buffers = false;
+}
+
+bool tls_alpn_h2(const struct tls_link *l)
+{
+	const uint8_t *p;
+	unsigned len = 0;
+
+	if (l->ssl == NULL)
+		return false;
+	SSL_get0_alpn_selected(l->ssl, &p, &len);
+	return len == 2 && memcmp(p, "h2", 2) == 0;
 }
 
 const char *tls_version_name(const struct tls_link *l)

@@ -447,20 +447,38 @@ static enum ssl_select_cert_result_t select_cert(const SSL_CLIENT_HELLO *ch)
 	return ssl_select_cert_success;
 }
 
-static int select_alpn(SSL *ssl, const uint8_t **out, uint8_t *out_len, const uint8_t *in,
-                       unsigned in_len, void *arg)
+/* alpn_find looks for protocol `proto` in a client's ALPN list. */
+static const uint8_t *alpn_find(const uint8_t *in, unsigned in_len, const char *proto)
 {
-	(void)ssl, (void)arg;
+	size_t pl = strlen(proto);
+
 	for (unsigned i = 0; i < in_len;) {
 		uint8_t l = in[i];
 		if (i + 1 + l > in_len)
 			break;
-		if (l == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
-			*out = in + i + 1;
-			*out_len = l;
-			return SSL_TLSEXT_ERR_OK;
-		}
+		if (l == pl && memcmp(in + i + 1, proto, pl) == 0)
+			return in + i + 1;
 		i += 1u + l;
+	}
+	return NULL;
+}
+
+static int select_alpn(SSL *ssl, const uint8_t **out, uint8_t *out_len, const uint8_t *in,
+                       unsigned in_len, void *arg)
+{
+	const uint8_t *p = arg != NULL ? alpn_find(in, in_len, "h2") : NULL;
+
+	(void)ssl;
+	if (p != NULL) {
+		*out = p;
+		*out_len = 2;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	p = alpn_find(in, in_len, "http/1.1");
+	if (p != NULL) {
+		*out = p;
+		*out_len = 8;
+		return SSL_TLSEXT_ERR_OK;
 	}
 	/* No protocol we speak: carry on without ALPN (RFC 7301 allows it;
 	 * the client then sends HTTP/1.1 or gives up). */
@@ -617,7 +635,8 @@ static SSL_CTX *build_ctx(struct tls_server *srv, const struct config_tls *t, co
 		                   NULL);
 	}
 	SSL_CTX_set_select_certificate_cb(ctx, select_cert);
-	SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+	/* h2 first when the listener speaks it (a non-NULL arg says so) */
+	SSL_CTX_set_alpn_select_cb(ctx, select_alpn, t->_h2 ? (void *)ctx : NULL);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Resumption is by tickets only: a session cache would be per
 	 * context and miss whenever a client lands on another shard's view. */

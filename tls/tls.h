@@ -115,6 +115,9 @@ void tls_close_notify(struct tls_link *l);
 /* tls_free ends the session and releases both queues' buffers. */
 void tls_free(struct tls_link *l);
 
+/* tls_alpn_h2 says whether the client and ringlb agreed on h2 (ALPN). */
+bool tls_alpn_h2(const struct tls_link *l);
+
 /* tls_version_name returns "TLSv1.3"/"TLSv1.2" for an established link,
  * or "-". */
 const char *tls_version_name(const struct tls_link *l);

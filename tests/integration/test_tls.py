@@ -153,6 +153,8 @@ def test_alpn_and_protocol_floor(t):
     pki = Pki(t)
     cfg, proxy = tls_proxy(t, [t.backend()], [pki.issue("a", ["a.test"])])
     rc, out = s_client(t, proxy.port, "-servername", "a.test", "-alpn", "h2,http/1.1")
+    t.check("ALPN protocol: h2" in out, "ALPN prefers h2: " + out[-400:])
+    rc, out = s_client(t, proxy.port, "-servername", "a.test", "-alpn", "http/1.1")
     t.check("ALPN protocol: http/1.1" in out, "ALPN picks http/1.1: " + out[-400:])
     rc, out = s_client(t, proxy.port, "-servername", "a.test", "-alpn", "spdy/1")
     t.check("No ALPN negotiated" in out, "no common protocol: no ALPN")
@@ -342,8 +344,11 @@ def test_hsts_and_https_redirect(t):
     t.eq(r.get("location"), "https://a.test:%d/form" % tls_port, "Location without a port")
     t.eq(b.stats()["requests"], 0, "nothing reached the backend")
     cp = curl_https(t, pki, tls_port, "/", "a.test", "-D", "-", "-o", "/dev/null")
+    t.check(b"strict-transport-security: max-age=31536000; includesubdomains" in
+            cp.stdout.lower(), "HSTS on TLS responses: %r" % cp.stdout)
+    cp = curl_https(t, pki, tls_port, "/", "a.test", "--http1.1", "-D", "-", "-o", "/dev/null")
     t.check(b"Strict-Transport-Security: max-age=31536000; includeSubDomains" in cp.stdout,
-            "HSTS on TLS responses: %r" % cp.stdout)
+            "HSTS on HTTP/1.1 TLS responses: %r" % cp.stdout)
 
 
 @timeout(60)

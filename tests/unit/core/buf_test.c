@@ -863,6 +863,193 @@ static void test_model_random(void **state)
 	fake_free(r.f);
 }
 
+/* ---- mempool: buffers user space fills (TLS) ---- */
+
+/* A mempool hands out its lowest free buffer first, LIFO, and BUF_NONE
+ * when empty; a recycled buffer is the next one out and sets `freed`. */
+static void test_mempool_lifo(void **state)
+{
+	struct mempool m;
+
+	(void)state;
+	assert_int_equal(mempool_init(&m, 4, 64), 1);
+	assert_int_equal(m.nfree, 4);
+	assert_false(m.freed);
+	assert_non_null(m.pool.base);
+	assert_int_equal(m.pool.count, 4);
+	assert_int_equal(m.pool.buf_size, 64);
+	assert_ptr_equal(m.pool.ctx, &m);
+	assert_int_equal(m.pool.held, 0);
+	for (uint16_t i = 0; i < 4; i++) {
+		assert_int_equal(mempool_get(&m), i);
+		assert_int_equal(m.nfree, 3u - i);
+	}
+	assert_int_equal(mempool_get(&m), BUF_NONE);
+	assert_int_equal(mempool_get(&m), BUF_NONE);
+	assert_int_equal(m.nfree, 0);
+	assert_false(m.freed); /* taking never sets it */
+	/* The memory: writable, buf_size apart, lazily mapped but usable. */
+	for (uint16_t i = 0; i < 4; i++)
+		memset(bufpool_data(&m.pool, i), 'a' + i, 64);
+	assert_ptr_equal(bufpool_data(&m.pool, 3), m.pool.base + 3 * 64);
+	assert_int_equal(bufpool_data(&m.pool, 2)[63], 'c');
+	/* LIFO: the last recycled comes back first. */
+	m.pool.recycle(&m.pool, 2);
+	assert_true(m.freed);
+	assert_int_equal(m.nfree, 1);
+	m.freed = false;
+	m.pool.recycle(&m.pool, 0);
+	m.pool.recycle(&m.pool, 3);
+	assert_true(m.freed);
+	assert_int_equal(m.nfree, 3);
+	assert_int_equal(mempool_get(&m), 3);
+	assert_int_equal(mempool_get(&m), 0);
+	assert_int_equal(mempool_get(&m), 2);
+	assert_int_equal(mempool_get(&m), BUF_NONE);
+	for (uint16_t i = 0; i < 4; i++)
+		m.pool.recycle(&m.pool, i);
+	assert_int_equal(m.nfree, 4);
+	mempool_cleanup(&m);
+	assert_null(m.pool.base);
+	assert_null(m.free);
+	assert_int_equal(m.nfree, 0);
+	mempool_cleanup(&m); /* twice is fine */
+}
+
+static void test_mempool_cleanup_zeroed(void **state)
+{
+	struct mempool m;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	mempool_cleanup(&m);
+	assert_null(m.pool.base);
+	/* The largest pool init allows. */
+	assert_int_equal(mempool_init(&m, BUF_NONE - 1, 16), 1);
+	assert_int_equal(m.nfree, BUF_NONE - 1);
+	assert_int_equal(mempool_get(&m), 0);
+	m.pool.recycle(&m.pool, 0);
+	mempool_cleanup(&m);
+}
+
+/* Buffers of a mempool go through a bufq like the ring's: a consumed or
+ * cleared queue gives them back (held and nfree agree), setting `freed`. */
+static void test_mempool_with_bufq(void **state)
+{
+	struct mempool m;
+	struct bufq q;
+	uint16_t a, b;
+	char out[128];
+
+	(void)state;
+	assert_int_equal(mempool_init(&m, 3, 32), 1);
+	bufq_init(&q);
+	a = mempool_get(&m);
+	pattern(bufpool_data(&m.pool, a), 32, 0);
+	bufq_push(&q, &m.pool, a, 32);
+	b = mempool_get(&m);
+	pattern(bufpool_data(&m.pool, b), 10, 32);
+	bufq_push(&q, &m.pool, b, 10);
+	assert_int_equal(m.pool.held, 2);
+	assert_int_equal(m.nfree, 1);
+	/* A small push into the free tail of the last buffer: copied, and its
+	 * own buffer goes straight back. */
+	a = mempool_get(&m);
+	pattern(bufpool_data(&m.pool, a), 5, 42);
+	m.freed = false;
+	bufq_push(&q, &m.pool, a, 5);
+	assert_true(m.freed);
+	assert_int_equal(m.nfree, 1);
+	assert_int_equal(q.nbufs, 2);
+	assert_int_equal(queue_bytes(&q, &m.pool, out, sizeof(out)), 47);
+	for (int i = 0; i < 47; i++)
+		assert_int_equal(out[i], (char)i);
+	m.freed = false;
+	bufq_consume(&q, &m.pool, 31);
+	assert_false(m.freed); /* the first buffer still holds a byte */
+	bufq_consume(&q, &m.pool, 1);
+	assert_true(m.freed);
+	assert_int_equal(m.nfree, 2);
+	assert_int_equal(m.pool.held, 1);
+	m.freed = false;
+	bufq_clear(&q, &m.pool);
+	assert_true(m.freed);
+	assert_int_equal(m.nfree, 3);
+	assert_int_equal(m.pool.held, 0);
+	mempool_cleanup(&m);
+}
+
+/* ---- bufq_space and bufq_commit: writing into the last buffer ---- */
+
+static void test_space_and_commit(void **state)
+{
+	struct fake *f = fake_new(NBUFS, BSIZE);
+	struct bufq q;
+	char data[BSIZE * 2], out[BSIZE * 4];
+	size_t len = 99;
+	char *at;
+
+	(void)state;
+	pattern(data, sizeof(data), 7);
+	bufq_init(&q);
+	/* Empty: no space. */
+	assert_null(bufq_space(&q, &f->pool, &len));
+	assert_int_equal(len, 0);
+	/* The space is the free tail of the last buffer. */
+	push(f, &q, data, 10);
+	at = bufq_space(&q, &f->pool, &len);
+	assert_ptr_equal(at, bufpool_data(&f->pool, q.tail) + 10);
+	assert_int_equal(len, BSIZE - 10);
+	memcpy(at, data + 10, 20);
+	bufq_commit(&q, &f->pool, 20);
+	assert_int_equal(q.bytes, 30);
+	assert_int_equal(q.nbufs, 1);
+	assert_int_equal(queue_bytes(&q, &f->pool, out, sizeof(out)), 30);
+	assert_memory_equal(out, data, 30);
+	/* A commit of nothing changes nothing. */
+	bufq_commit(&q, &f->pool, 0);
+	assert_int_equal(q.bytes, 30);
+	/* Fill it exactly: then there is no space. */
+	at = bufq_space(&q, &f->pool, &len);
+	assert_int_equal(len, BSIZE - 30);
+	memcpy(at, data + 30, len);
+	bufq_commit(&q, &f->pool, len);
+	assert_null(bufq_space(&q, &f->pool, &len));
+	assert_int_equal(len, 0);
+	assert_int_equal(q.bytes, BSIZE);
+	/* Only the last buffer counts, and consumed bytes at the front do not
+	 * make room at the back. */
+	push(f, &q, data + BSIZE, 40);
+	assert_int_equal(q.nbufs, 2);
+	bufq_consume(&q, &f->pool, 20);
+	at = bufq_space(&q, &f->pool, &len);
+	assert_ptr_equal(at, bufpool_data(&f->pool, q.tail) + 40);
+	assert_int_equal(len, BSIZE - 40);
+	memcpy(at, data + BSIZE + 40, 5);
+	bufq_commit(&q, &f->pool, 5);
+	assert_int_equal(q.bytes, BSIZE + 45 - 20);
+	/* Committed bytes read back through front, iov and run. */
+	{
+		size_t run;
+		char *front = bufq_front(&q, &f->pool, &run);
+		assert_int_equal(run, BSIZE - 20);
+		assert_memory_equal(front, data + 20, run);
+		assert_int_equal(queue_bytes(&q, &f->pool, out, sizeof(out)), BSIZE + 25);
+		assert_memory_equal(out, data + 20, BSIZE + 25);
+		assert_non_null(bufq_run(&q, &f->pool, BSIZE - 20 + 44, &run));
+		assert_int_equal(run, 1);
+	}
+	/* A head at the front of the same buffer: space still follows the end. */
+	bufq_consume(&q, &f->pool, BSIZE - 20 + 30);
+	assert_int_equal(q.nbufs, 1);
+	at = bufq_space(&q, &f->pool, &len);
+	assert_int_equal(len, BSIZE - 45);
+	bufq_clear(&q, &f->pool);
+	assert_null(bufq_space(&q, &f->pool, &len));
+	check_chain(&q, &f->pool);
+	fake_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -879,6 +1066,10 @@ int main(void)
 	        cmocka_unit_test(test_clear_and_held),
 	        cmocka_unit_test(test_hpool),
 	        cmocka_unit_test(test_model_random),
+	        cmocka_unit_test(test_mempool_lifo),
+	        cmocka_unit_test(test_mempool_cleanup_zeroed),
+	        cmocka_unit_test(test_mempool_with_bufq),
+	        cmocka_unit_test(test_space_and_commit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

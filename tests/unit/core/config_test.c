@@ -1440,6 +1440,374 @@ static void test_null_err_buffer(void **state)
 	del_cfg(cfg);
 }
 
+/* ---- TLS listeners ---- */
+
+/* A listener's tls section with one certificate: eight lines, then POOLS. */
+#define TLS_MINIMAL                                                                                \
+	"listeners:\n"                                                                             \
+	"  - address: 127.0.0.1:8443\n"                                                            \
+	"    tls:\n"                                                                               \
+	"      certificates:\n"                                                                    \
+	"        - cert: /etc/ringlb/site.crt\n"                                                   \
+	"          key: /etc/ringlb/site.key\n"                                                    \
+	"  - address: 127.0.0.1:8080\n"                                                            \
+	"    redirect_https: 8443\n" POOLS
+
+static void test_tls_defaults(void **state)
+{
+	struct config *cfg = expect_ok(TLS_MINIMAL);
+	const struct config_tls *t = cfg->listeners[0].tls;
+	struct config_tls *def = malloc(sizeof(*def));
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(t->num_certs, 1);
+	assert_string_equal(t->certs[0].cert, "/etc/ringlb/site.crt");
+	assert_string_equal(t->certs[0].key, "/etc/ringlb/site.key");
+	assert_string_equal(t->certs[0].ocsp, "");
+	assert_int_equal(t->certs[0]._line, 5);
+	assert_int_equal(t->min_version, 0x0303);
+	assert_string_equal(t->ciphers, CONFIG_TLS_CIPHERS);
+	assert_string_equal(t->groups, CONFIG_TLS_GROUPS);
+	assert_string_equal(t->client_ca, "");
+	assert_int_equal(t->verify_client, CONFIG_VERIFY_REQUIRED);
+	assert_true(t->session_tickets);
+	assert_string_equal(t->ticket_key_file, "");
+	assert_int_equal(t->ticket_rotate_ms, 3600000);
+	assert_int_equal(t->hsts_ms, 0);
+	assert_false(t->hsts_subdomains);
+	assert_int_equal(cfg->listeners[0].redirect_https, 0);
+	/* The plain listener: no tls, a redirect. */
+	assert_null(cfg->listeners[1].tls);
+	assert_int_equal(cfg->listeners[1].redirect_https, 8443);
+	assert_int_equal(cfg->buffers.tls_count, 1024);
+	/* config_tls_defaults gives the same, over any previous content. */
+	assert_non_null(def);
+	memset(def, 0x5a, sizeof(*def));
+	config_tls_defaults(def);
+	assert_int_equal(def->num_certs, 0);
+	assert_null(def->certs);
+	assert_int_equal(def->min_version, t->min_version);
+	assert_string_equal(def->ciphers, t->ciphers);
+	assert_string_equal(def->groups, t->groups);
+	assert_string_equal(def->client_ca, "");
+	assert_int_equal(def->verify_client, t->verify_client);
+	assert_true(def->session_tickets);
+	assert_string_equal(def->ticket_key_file, "");
+	assert_int_equal(def->ticket_rotate_ms, t->ticket_rotate_ms);
+	assert_int_equal(def->hsts_ms, 0);
+	assert_false(def->hsts_subdomains);
+	assert_int_equal(def->_line, 0);
+	free(def);
+	del_cfg(cfg);
+}
+
+static void test_tls_every_key(void **state)
+{
+	struct config *cfg = expect_ok("listeners:\n"
+	                               "  - address: 127.0.0.1:8443\n"
+	                               "    tls:\n"
+	                               "      certificates:\n"
+	                               "        - cert: /c/ecdsa.crt\n"
+	                               "          key: /c/ecdsa.key\n"
+	                               "          ocsp: /c/ecdsa.ocsp\n"
+	                               "        - {cert: \"/c/r s a.crt\", key: /c/rsa.key}\n"
+	                               "      min_version: \"1.3\"\n"
+	                               "      ciphers: ECDHE-ECDSA-AES128-GCM-SHA256\n"
+	                               "      groups: X25519:P-256\n"
+	                               "      client_ca: /c/ca.pem\n"
+	                               "      verify_client: optional\n"
+	                               "      session_tickets: false\n"
+	                               "      ticket_key_file: /c/tickets.bin\n"
+	                               "      ticket_rotate: 2h\n"
+	                               "      hsts: 8760h\n"
+	                               "      hsts_subdomains: yes\n"
+	                               "  - address: 127.0.0.1:9443\n"
+	                               "    tls:\n"
+	                               "      certificates: [{cert: b.crt, key: b.key}]\n"
+	                               "      min_version: 1.2\n"
+	                               "      verify_client: required\n"
+	                               "      ticket_rotate: 1m\n"
+	                               "      hsts: 0\n" POOLS "buffers:\n"
+	                               "  tls_count: 65534\n");
+	const struct config_tls *t = cfg->listeners[0].tls, *u = cfg->listeners[1].tls;
+
+	(void)state;
+	assert_int_equal(t->num_certs, 2);
+	assert_string_equal(t->certs[0].cert, "/c/ecdsa.crt");
+	assert_string_equal(t->certs[0].key, "/c/ecdsa.key");
+	assert_string_equal(t->certs[0].ocsp, "/c/ecdsa.ocsp");
+	assert_int_equal(t->certs[0]._line, 5);
+	assert_string_equal(t->certs[1].cert, "/c/r s a.crt"); /* file names may hold spaces */
+	assert_string_equal(t->certs[1].key, "/c/rsa.key");
+	assert_string_equal(t->certs[1].ocsp, "");
+	assert_int_equal(t->certs[1]._line, 8);
+	assert_int_equal(t->min_version, 0x0304);
+	assert_string_equal(t->ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+	assert_string_equal(t->groups, "X25519:P-256");
+	assert_string_equal(t->client_ca, "/c/ca.pem");
+	assert_int_equal(t->verify_client, CONFIG_VERIFY_OPTIONAL);
+	assert_false(t->session_tickets);
+	assert_string_equal(t->ticket_key_file, "/c/tickets.bin");
+	assert_int_equal(t->ticket_rotate_ms, 2 * 3600000);
+	assert_int_equal(t->hsts_ms, 8760ULL * 3600000);
+	assert_true(t->hsts_subdomains);
+	assert_int_equal(u->num_certs, 1);
+	assert_string_equal(u->certs[0].cert, "b.crt");
+	assert_int_equal(u->certs[0]._line, 21);
+	assert_int_equal(u->min_version, 0x0303);
+	assert_int_equal(u->verify_client, CONFIG_VERIFY_REQUIRED);
+	assert_int_equal(u->ticket_rotate_ms, 60000);
+	assert_int_equal(u->hsts_ms, 0);
+	assert_string_equal(u->ciphers, CONFIG_TLS_CIPHERS);
+	assert_int_equal(cfg->buffers.tls_count, 65534);
+	del_cfg(cfg);
+}
+
+static void test_tls_errors(void **state)
+{
+	(void)state;
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      min_version: \"1.2\"\n" POOLS,
+	             "ringlb.yaml:4: listeners[0].tls.certificates: required key is missing");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls: {}\n" POOLS,
+	             "ringlb.yaml:3: listeners[0].tls.certificates: required key is missing");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      certificates: []\n" POOLS,
+	             "ringlb.yaml:4: listeners[0].tls.certificates: at least one certificate is "
+	             "required");
+	expect_error(
+	        "listeners:\n"
+	        "  - address: 127.0.0.1:8443\n"
+	        "    tls:\n"
+	        "      certificates:\n"
+	        "        - cert: a.crt\n"
+	        "          key: a.key\n"
+	        "        - cert: b.crt\n" POOLS,
+	        "ringlb.yaml:7: listeners[0].tls.certificates[1].key: required key is missing");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      certificates:\n"
+	             "        - key: a.key\n" POOLS,
+	             "ringlb.yaml:5: listeners[0].tls.certificates[0].cert: required key is "
+	             "missing");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      certificates: [a.crt]\n" POOLS,
+	             "ringlb.yaml:4: listeners[0].tls.certificates[0]: expected a mapping, got "
+	             "\"a.crt\"");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      certificates: a.crt\n" POOLS,
+	             "ringlb.yaml:4: listeners[0].tls.certificates: expected a list, got "
+	             "\"a.crt\"");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls: on\n" POOLS,
+	             "ringlb.yaml:3: listeners[0].tls: expected a mapping of TLS settings, got "
+	             "\"on\"");
+}
+
+/* The value errors, each on the line of its value. */
+static void test_tls_value_errors(void **state)
+{
+	static const struct {
+		const char *line; /* line 7 of the document */
+		const char *want;
+	} cases[] = {
+	        {"      min_version: \"1.1\"\n",
+	         "ringlb.yaml:7: listeners[0].tls.min_version: expected \"1.2\" or \"1.3\", got "
+	         "\"1.1\""},
+	        {"      min_version: 1.3.0\n",
+	         "ringlb.yaml:7: listeners[0].tls.min_version: expected \"1.2\" or \"1.3\", got "
+	         "\"1.3.0\""},
+	        {"      verify_client: maybe\n",
+	         "ringlb.yaml:7: listeners[0].tls.verify_client: expected required or optional, "
+	         "got \"maybe\""},
+	        {"      ticket_rotate: 1s\n",
+	         "ringlb.yaml:7: listeners[0].tls.ticket_rotate: expected a duration from 1m to "
+	         "168h, got \"1s\""},
+	        {"      ticket_rotate: 169h\n",
+	         "ringlb.yaml:7: listeners[0].tls.ticket_rotate: expected a duration from 1m to "
+	         "168h, got \"169h\""},
+	        {"      ticket_rotate: soon\n",
+	         "ringlb.yaml:7: listeners[0].tls.ticket_rotate: expected a duration like 2s or "
+	         "500ms, got \"soon\""},
+	        {"      hsts: 17521h\n",
+	         "ringlb.yaml:7: listeners[0].tls.hsts: expected a duration from 0s to 17520h, "
+	         "got \"17521h\""},
+	        {"      session_tickets: maybe\n",
+	         "ringlb.yaml:7: listeners[0].tls.session_tickets: expected true or false, got "
+	         "\"maybe\""},
+	        {"      ciphers: \"A B\"\n",
+	         "ringlb.yaml:7: listeners[0].tls.ciphers: expected 1 to 511 visible ASCII "
+	         "characters, no spaces, got \"A B\""},
+	        {"      groups: \"\"\n",
+	         "ringlb.yaml:7: listeners[0].tls.groups: expected 1 to 511 visible ASCII "
+	         "characters, no spaces, got \"\""},
+	        {"      client_ca: \"\"\n",
+	         "ringlb.yaml:7: listeners[0].tls.client_ca: expected a file name of 1 to 511 "
+	         "characters, got \"\""},
+	        {"      bogus: 1\n", "ringlb.yaml:7: listeners[0].tls.bogus: unknown key"},
+	        {"      certificates: []\n",
+	         "ringlb.yaml:7: listeners[0].tls.certificates: duplicate key"},
+	};
+	char yaml[1024];
+
+	(void)state;
+	for (size_t i = 0; i < RLB_ARRAY_LEN(cases); i++) {
+		snprintf(yaml, sizeof(yaml),
+		         "listeners:\n"
+		         "  - address: 127.0.0.1:8443\n"
+		         "    tls:\n"
+		         "      certificates:\n"
+		         "        - cert: a.crt\n"
+		         "          key: a.key\n"
+		         "%s" POOLS,
+		         cases[i].line);
+		expect_error(yaml, cases[i].want);
+	}
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      certificates:\n"
+	             "        - cert: a.crt\n"
+	             "          key: \"\"\n" POOLS,
+	             "ringlb.yaml:6: listeners[0].tls.certificates[0].key: expected a file name "
+	             "of 1 to 511 characters, got \"\"");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      certificates:\n"
+	             "        - cert: a.crt\n"
+	             "          key: a.key\n"
+	             "          pem: a.pem\n" POOLS,
+	             "ringlb.yaml:7: listeners[0].tls.certificates[0].pem: unknown key");
+}
+
+/* Cross-field checks, and the bounds of buffers.tls_count. */
+static void test_tls_validation(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	/* redirect_https is blamed on the listener's address line. */
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:8443\n"
+	             "    tls:\n"
+	             "      certificates: [{cert: a.crt, key: a.key}]\n"
+	             "    redirect_https: 443\n" POOLS,
+	             "ringlb.yaml:2: listeners[0].redirect_https: only for a listener without tls "
+	             "(it would redirect to itself)");
+	expect_error("listeners:\n"
+	             "  - address: 127.0.0.1:80\n"
+	             "    redirect_https: 65536\n" POOLS,
+	             "ringlb.yaml:3: listeners[0].redirect_https: expected an integer from 0 to "
+	             "65535, got \"65536\"");
+	expect_error(MINIMAL "buffers:\n"
+	                     "  tls_count: 15\n",
+	             "ringlb.yaml:7: buffers.tls_count: expected an integer from 16 to 65534, got "
+	             "\"15\"");
+	expect_error(MINIMAL "buffers:\n"
+	                     "  tls_count: 65535\n",
+	             "ringlb.yaml:7: buffers.tls_count: expected an integer from 16 to 65534, got "
+	             "\"65535\"");
+	cfg = expect_ok(MINIMAL "buffers:\n"
+	                        "  tls_count: 16\n");
+	assert_int_equal(cfg->buffers.tls_count, 16);
+	del_cfg(cfg);
+	/* Built in code: a tls section without certificates, tls_count out of
+	 * range. */
+	cfg = valid_cfg();
+	cfg->listeners[0].tls = calloc(1, sizeof(*cfg->listeners[0].tls));
+	assert_non_null(cfg->listeners[0].tls);
+	config_tls_defaults(cfg->listeners[0].tls);
+	expect_invalid(cfg, "command line: listeners[0].tls.certificates: at least one "
+	                    "certificate is required");
+	cfg = valid_cfg();
+	cfg->buffers.tls_count = 8;
+	expect_invalid(cfg, "command line: buffers.tls_count: expected an integer from 16 to "
+	                    "65534, got 8");
+}
+
+/* --cert/--key: every listener without tls gets one, with the defaults and
+ * the one certificate; a listener with its own tls keeps it. */
+static void test_config_add_tls(void **state)
+{
+	struct config *cfg = new_cfg();
+	char err[CONFIG_ERR_MAX], long_name[CONFIG_PATH_MAX + 1];
+	const char *yaml = "listeners:\n"
+	                   "  - address: 127.0.0.1:8443\n"
+	                   "    tls:\n"
+	                   "      certificates: [{cert: own.crt, key: own.key}]\n"
+	                   "      min_version: \"1.3\"\n"
+	                   "  - 127.0.0.1:9443\n" POOLS;
+	const struct config_tls *t;
+
+	(void)state;
+	assert_true(config_parse_string(cfg, "f.yaml", yaml, strlen(yaml), err, sizeof(err)));
+	assert_true(config_add_listener(cfg, "127.0.0.1:10443", err, sizeof(err)));
+	assert_true(config_add_tls(cfg, "/q/site.crt", "/q/site.key", err, sizeof(err)));
+	assert_true(config_validate(cfg, err, sizeof(err)));
+	assert_int_equal(cfg->num_listeners, 3);
+	t = cfg->listeners[0].tls;
+	assert_int_equal(t->num_certs, 1);
+	assert_string_equal(t->certs[0].cert, "own.crt");
+	assert_int_equal(t->min_version, 0x0304);
+	for (size_t i = 1; i < 3; i++) {
+		t = cfg->listeners[i].tls;
+		assert_non_null(t);
+		assert_int_equal(t->num_certs, 1);
+		assert_string_equal(t->certs[0].cert, "/q/site.crt");
+		assert_string_equal(t->certs[0].key, "/q/site.key");
+		assert_string_equal(t->certs[0].ocsp, "");
+		assert_int_equal(t->certs[0]._line, 0);
+		assert_int_equal(t->min_version, 0x0303);
+		assert_string_equal(t->ciphers, CONFIG_TLS_CIPHERS);
+		assert_true(t->session_tickets);
+		assert_int_equal(t->ticket_rotate_ms, 3600000);
+	}
+	/* Again: nothing left without tls, nothing changes. */
+	assert_true(config_add_tls(cfg, "/other.crt", "/other.key", err, sizeof(err)));
+	assert_string_equal(cfg->listeners[2].tls->certs[0].cert, "/q/site.crt");
+	/* File names: 1 to 511 characters. */
+	assert_int_equal(config_add_tls(cfg, "", "/q/site.key", err, sizeof(err)), 0);
+	assert_string_equal(err, "command line: --cert: expected a file name of 1 to 511 "
+	                         "characters");
+	assert_int_equal(config_add_tls(cfg, "/q/site.crt", "", err, sizeof(err)), 0);
+	assert_string_equal(err, "command line: --key: expected a file name of 1 to 511 "
+	                         "characters");
+	memset(long_name, 'x', CONFIG_PATH_MAX);
+	long_name[CONFIG_PATH_MAX] = '\0';
+	assert_int_equal(config_add_tls(cfg, long_name, "k", err, sizeof(err)), 0);
+	assert_string_equal(err, "command line: --cert: expected a file name of 1 to 511 "
+	                         "characters");
+	long_name[CONFIG_PATH_MAX - 1] = '\0'; /* 511: the longest */
+	assert_true(config_add_tls(cfg, "c", long_name, err, sizeof(err)));
+	del_cfg(cfg);
+
+	/* A redirecting plain listener that --cert turns into TLS is refused. */
+	cfg = new_cfg();
+	yaml = "listeners:\n"
+	       "  - address: 127.0.0.1:80\n"
+	       "    redirect_https: 443\n" POOLS;
+	assert_true(config_parse_string(cfg, "f.yaml", yaml, strlen(yaml), err, sizeof(err)));
+	assert_true(config_add_tls(cfg, "c.crt", "c.key", err, sizeof(err)));
+	assert_int_equal(config_validate(cfg, err, sizeof(err)), 0);
+	assert_string_equal(err, "f.yaml:2: listeners[0].redirect_https: only for a listener "
+	                         "without tls (it would redirect to itself)");
+	del_cfg(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1480,6 +1848,12 @@ int main(void)
 	        cmocka_unit_test(test_health_method_host_backend),
 	        cmocka_unit_test(test_second_document_refused),
 	        cmocka_unit_test(test_null_err_buffer),
+	        cmocka_unit_test(test_tls_defaults),
+	        cmocka_unit_test(test_tls_every_key),
+	        cmocka_unit_test(test_tls_errors),
+	        cmocka_unit_test(test_tls_value_errors),
+	        cmocka_unit_test(test_tls_validation),
+	        cmocka_unit_test(test_config_add_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

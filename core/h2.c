@@ -58,6 +58,8 @@ static struct conn *stream_open(struct shard *s, struct conn *p, int32_t id)
 	c->h2_scratch = hpool_get(&s->heads);
 	if (c->h2_scratch < 0)
 		c->h2_bad = true;
+	/* the whole head must arrive within client_header, as over HTTP/1.1 */
+	conn_arm(s, c, s->cfg->timeouts.client_header_ms);
 	timer_disarm(&s->wheel, &p->timer); /* busy: no idle timeout */
 	return c;
 }
@@ -170,7 +172,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	int ok = 1;
 
 	(void)flags, (void)user;
-	if (c == NULL || c->h2_bad || frame->hd.type != NGHTTP2_HEADERS)
+	/* trailers (a second HEADERS) are not forwarded: the HTTP/1.1 body
+	 * ends with the re-framed last chunk */
+	if (c == NULL || c->h2_bad || frame->hd.type != NGHTTP2_HEADERS ||
+	    frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	c->h2_head_bytes += (uint32_t)(nl + vl + 4);
 	if (c->h2_head_bytes > s->cfg->limits.header_bytes_max) {
@@ -178,8 +183,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 		return 0;
 	}
 	if (nl > 0 && name[0] == ':')
-		return keep_pseudo(s, c, name, nl, value, vl) ? 0
-		                                             : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		return keep_pseudo(s, c, name, nl, value, vl)
+		               ? 0
+		               : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (!c->h2_line_done)
 		ok = request_line(s, c);
 	if (nl == 14 && memcmp(name, "content-length", 14) == 0)
@@ -251,7 +257,8 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t id, const ui
 
 	(void)flags;
 	if (c == NULL || c->h2_bad || c->h2_done) {
-		nghttp2_session_consume(session, id, len); /* dropped: do not stall the connection */
+		nghttp2_session_consume(session, id,
+		                        len); /* dropped: do not stall the connection */
 		return 0;
 	}
 	c->h2_owed += len;
@@ -447,8 +454,7 @@ static int submit(struct shard *s, struct conn *c, size_t n, bool body)
 	return 0;
 }
 
-int h2_submit_response(struct shard *s, struct conn *c, const struct h1_msg *m,
-                       struct h1_str extra)
+int h2_submit_response(struct shard *s, struct conn *c, const struct h1_msg *m, struct h1_str extra)
 {
 	char status[4];
 	size_t n = 0, used = 0;
@@ -638,13 +644,14 @@ void h2_input(struct shard *s, struct conn *c)
 		ssize_t r = nghttp2_session_mem_recv(ses(c), (const uint8_t *)p, len);
 
 		if (r < 0) {
-			bool flood = r == NGHTTP2_ERR_FLOODED || r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
+			bool flood = r == NGHTTP2_ERR_FLOODED ||
+			             r == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
 			             r == NGHTTP2_ERR_TOO_MANY_SETTINGS;
 
 			if (flood)
 				s->stats.h2_floods++;
-			rlb_log(flood ? LOG_WARN : LOG_DEBUG, "client %s: HTTP/2: %s: GOAWAY", c->peer,
-			        nghttp2_strerror((int)r));
+			rlb_log(flood ? LOG_WARN : LOG_DEBUG, "client %s: HTTP/2: %s: GOAWAY",
+			        c->peer, nghttp2_strerror((int)r));
 			if (r != NGHTTP2_ERR_CALLBACK_FAILURE)
 				nghttp2_session_terminate_session(ses(c), NGHTTP2_PROTOCOL_ERROR);
 			/* Read no more frames: GOAWAY goes out, then the connection

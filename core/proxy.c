@@ -93,9 +93,22 @@ static void conn_update_timer(struct shard *s, struct conn *c)
 {
 	const struct config_timeouts *t = &s->cfg->timeouts;
 
+	if (c->state == CONN_H2) {
+		/* a client that stops reading is cut after `send`; an idle one
+		 * after `keepalive`; streams time themselves */
+		if (c->send_on)
+			conn_arm(s, c, t->send_ms);
+		else if (c->h2_nstreams == 0)
+			conn_arm(s, c, t->keepalive_ms);
+		else
+			timer_disarm(&s->wheel, &c->timer);
+		return;
+	}
 	if (c->state != CONN_PROXY || c->queued)
 		return;
-	if (c->send_on)
+	/* An HTTP/2 stream whose response waits for the client's flow-control
+	 * window is a send that makes no progress. */
+	if (c->send_on || (c->h2_stream && c->resp_fwd > 0))
 		conn_arm(s, c, t->send_ms);
 	else if (c->req_phase == REQ_BODY)
 		conn_arm(s, c, t->client_body_ms);
@@ -1472,6 +1485,8 @@ out:
 	}
 	if (c->h2_owed > 0 && c->state != CONN_FREE && c->state != CONN_CLOSING)
 		h2_ack(s, c);
+	if (c->h2_stream && c->state == CONN_PROXY)
+		conn_update_timer(s, c);
 	if (c->state != CONN_FREE)
 		conn_update_recv(s, c);
 }

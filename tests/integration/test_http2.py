@@ -19,9 +19,11 @@ from h2raw import H2, frame, request_headers
 from lib import timeout
 
 
-def h2_proxy(t, backends, h2cfg=None, workers=1, **listener):
+def h2_proxy(t, backends, h2cfg=None, workers=1, timeouts=None, **listener):
     pki = Pki(t)
     cfg = t.config(backends, workers=workers)
+    if timeouts:
+        cfg["timeouts"].update(timeouts)
     cfg["listeners"][0]["tls"] = tls_config([pki.issue("a", ["a.test"])])
     cfg["listeners"][0].update(listener)
     if h2cfg:
@@ -251,3 +253,25 @@ def test_h2_client_reset_mid_response_frees_everything(t):
     c.close()
     t.stop_proxy(proxy)
     t.check("drain timeout" not in proxy.proc.stderr_text(), "no stream or connection leaked")
+
+
+@timeout(60)
+def test_h2_slow_header_block_and_idle_connection_time_out(t):
+    b = t.backend()
+    pki, cfg, proxy = h2_proxy(t, [b], timeouts={"client_header": "500ms", "keepalive": "1s"})
+    c = H2(proxy.port)
+    t.on_cleanup(c.close)
+    # settle the SETTINGS exchange first: any frame but CONTINUATION after
+    # an open header block is a protocol error
+    c.frames_until(lambda f: f[0] == h2raw.SETTINGS and not f[1] & h2raw.ACK)
+    c.frames_until(lambda f: f[0] == h2raw.SETTINGS and f[1] & h2raw.ACK)
+    c.send(frame(h2raw.HEADERS, 0, 1, request_headers("/")))  # no END_HEADERS, then silence
+    start = time.monotonic()
+    f, _ = c.frames_until(lambda f: f[0] in (h2raw.RST_STREAM, h2raw.GOAWAY), timeout=t.slow(5))
+    t.check(f is not None, "the unfinished header block is cut off")
+    cut = time.monotonic() - start
+    t.check(c.closed_within(t.slow(5)), "the idle connection is closed")
+    t.note("unfinished HEADERS: %s after %.2fs, connection closed after %.2fs" %
+           ("RST_STREAM" if f[0] == h2raw.RST_STREAM else "GOAWAY", cut,
+            time.monotonic() - start))
+    t.eq(b.stats()["requests"], 0, "nothing reached the backend")

@@ -1453,6 +1453,53 @@ static void test_null_err_buffer(void **state)
 	"  - address: 127.0.0.1:8080\n"                                                            \
 	"    redirect_https: 8443\n" POOLS
 
+/* The http2 section and a listener's http2 switch. */
+static void test_http2_section(void **state)
+{
+	struct config *cfg = expect_ok(TLS_MINIMAL);
+
+	(void)state;
+	assert_true(cfg->listeners[0].http2);
+	assert_true(cfg->listeners[0].tls->_h2);
+	assert_int_equal(cfg->http2.max_concurrent_streams, 128);
+	assert_int_equal(cfg->http2.stream_window, 64 * 1024);
+	assert_int_equal(cfg->http2.header_table_size, 4096);
+	assert_int_equal(cfg->http2.max_resets, 200);
+	assert_int_equal(cfg->http2.reset_rate, 33);
+	assert_int_equal(cfg->http2.max_control, 1000);
+	assert_int_equal(cfg->http2.control_rate, 100);
+	assert_int_equal(cfg->http2.max_continuations, 8);
+	del_cfg(cfg);
+
+	cfg = expect_ok("listeners:\n"
+	                "  - address: 127.0.0.1:8443\n"
+	                "    http2: false\n"
+	                "    tls:\n"
+	                "      certificates: [{cert: a.crt, key: a.key}]\n"
+	                "http2:\n"
+	                "  max_concurrent_streams: 7\n"
+	                "  stream_window: 1MiB\n"
+	                "  max_continuations: 0\n" POOLS);
+	assert_false(cfg->listeners[0].http2);
+	assert_false(cfg->listeners[0].tls->_h2);
+	assert_int_equal(cfg->http2.max_concurrent_streams, 7);
+	assert_int_equal(cfg->http2.stream_window, 1024 * 1024);
+	assert_int_equal(cfg->http2.max_continuations, 0);
+	del_cfg(cfg);
+
+	expect_error(MINIMAL "http2:\n"
+	                     "  max_concurrent_streams: 0\n",
+	             "ringlb.yaml:7: http2.max_concurrent_streams: expected an integer from 1 to "
+	             "10000, got \"0\"");
+	expect_error(MINIMAL "http2:\n"
+	                     "  stream_window: 1KiB\n",
+	             "ringlb.yaml:7: http2.stream_window: expected a size from 16KiB to 16MiB, got "
+	             "\"1KiB\"");
+	expect_error(MINIMAL "http2:\n"
+	                     "  resets: 5\n",
+	             "ringlb.yaml:7: http2.resets: unknown key");
+}
+
 static void test_tls_defaults(void **state)
 {
 	struct config *cfg = expect_ok(TLS_MINIMAL);
@@ -1854,6 +1901,7 @@ int main(void)
 	        cmocka_unit_test(test_tls_value_errors),
 	        cmocka_unit_test(test_tls_validation),
 	        cmocka_unit_test(test_config_add_tls),
+	        cmocka_unit_test(test_http2_section),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1555,6 +1555,35 @@ static void test_write_error(void **state)
 }
 
 /* RFC 9110 §15: the standard reason phrases. */
+/* h1_hop_by_hop: RFC 9110 §7.6.1 fields and those Connection names stay
+ * behind (HTTP/2 responses are built from what remains). */
+static void test_hop_by_hop(void **state)
+{
+	static struct parsed p;
+	static const struct {
+		const char *name;
+		bool hop;
+	} cases[] = {
+	        {"Connection", true},       {"keep-alive", true},
+	        {"Proxy-Connection", true}, {"TE", true},
+	        {"Trailer", true},          {"Transfer-Encoding", true},
+	        {"Upgrade", true},          {"X-Secret", true},
+	        {"content-length", false},  {"Content-Type", false},
+	        {"Set-Cookie", false},      {"X-Other", false},
+	};
+
+	(void)state;
+	assert_int_equal(resp("HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\n"
+	                      "Content-Length: 0\r\n\r\n",
+	                      false, &p),
+	                 H1_OK);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct h1_str n = {cases[i].name, strlen(cases[i].name)};
+
+		assert_int_equal(h1_hop_by_hop(&p.m, n), cases[i].hop);
+	}
+}
+
 static void test_status_reason(void **state)
 {
 	(void)state;
@@ -1637,6 +1666,7 @@ int main(void)
 	        cmocka_unit_test(test_write_response),
 	        cmocka_unit_test(test_write_error),
 	        cmocka_unit_test(test_status_reason),
+	        cmocka_unit_test(test_hop_by_hop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, group_teardown);

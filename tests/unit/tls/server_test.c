@@ -503,6 +503,26 @@ static void test_select_alpn(void **state)
 	assert_int_equal(select_alpn(NULL, &out, &out_len, bad, sizeof(bad) - 1, NULL),
 	                 SSL_TLSEXT_ERR_NOACK);
 	assert_int_equal(select_alpn(NULL, &out, &out_len, both, 0, NULL), SSL_TLSEXT_ERR_NOACK);
+
+	/* a listener with http2 (a non-NULL argument) prefers h2 wherever the
+	 * client lists it, and still serves http/1.1-only clients */
+	static const uint8_t h1_first[] = "\x08http/1.1\x02h2";
+	static const uint8_t h1_only[] = "\x08http/1.1";
+	int on = 1;
+
+	assert_int_equal(select_alpn(NULL, &out, &out_len, both, sizeof(both) - 1, &on),
+	                 SSL_TLSEXT_ERR_OK);
+	assert_int_equal(out_len, 2);
+	assert_memory_equal(out, "h2", 2);
+	assert_int_equal(select_alpn(NULL, &out, &out_len, h1_first, sizeof(h1_first) - 1, &on),
+	                 SSL_TLSEXT_ERR_OK);
+	assert_memory_equal(out, "h2", 2);
+	assert_int_equal(select_alpn(NULL, &out, &out_len, h2, sizeof(h2) - 1, &on),
+	                 SSL_TLSEXT_ERR_OK);
+	assert_int_equal(select_alpn(NULL, &out, &out_len, h1_only, sizeof(h1_only) - 1, &on),
+	                 SSL_TLSEXT_ERR_OK);
+	assert_int_equal(out_len, 8);
+	assert_memory_equal(out, "http/1.1", 8);
 }
 
 /* ---- secret files ---- */

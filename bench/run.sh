@@ -49,7 +49,8 @@ WRK_THREADS=2
 # Workloads: name, path, connections, scheme, connection mode. Every
 # response body is fixed-size. "close" sends Connection: close, so wrk opens
 # a new connection for every request: over https that is one full TLS
-# handshake per request (wrk does not resume sessions).
+# handshake per request, because every contender's TLS listener has session
+# resumption turned off (wrk resumes sessions when a server allows it).
 WORKLOADS=(
 	"small-c64 / 64 http keep"
 	"small-c256 / 256 http keep"

@@ -47,7 +47,7 @@ struct check {
 	bool down;
 	uint8_t phase;
 	int fd;
-	struct tls_client *tls; /* the pool's, valid while the snapshot is read */
+	struct tls_client *tls; /* the pool's: use only right after sync_checks */
 	void *ssl;              /* the check's TLS session, or NULL */
 	short want;             /* poll events a TLS step waits for */
 	char name[64];
@@ -150,6 +150,16 @@ static void start_check(struct check *c, uint64_t now)
 		                 c->cfg.host[0] ? c->cfg.host : c->name);
 
 		c->req_len = n > 0 && (size_t)n < sizeof(c->req) ? (size_t)n : 0;
+	}
+	/* The TLS session is made now, while c->tls (the snapshot's) is sure to
+	 * be alive: the checker goes offline between here and the handshake. */
+	if (c->tls != NULL && c->cfg.type == CONFIG_CHECK_HTTP) {
+		c->ssl = tls_sock_new(c->tls, fd, (struct sockaddr *)&c->addr);
+		if (c->ssl == NULL) {
+			c->result = -ENOMEM;
+			verdict(c, false, "out of memory for TLS", now);
+			return;
+		}
 	}
 	if (connect(fd, (struct sockaddr *)&c->addr, c->addr_len) == 0 || errno == EINPROGRESS) {
 		c->phase = CHECK_CONNECTING;
@@ -255,11 +265,7 @@ static void step(struct check *c, short revents, uint64_t now)
 			verdict(c, true, NULL, now);
 			return;
 		}
-		c->phase = CHECK_SENDING;
-		if (c->tls != NULL) {
-			c->ssl = tls_sock_new(c->tls, c->fd, (struct sockaddr *)&c->addr);
-			c->phase = CHECK_HANDSHAKE;
-		}
+		c->phase = c->ssl != NULL ? CHECK_HANDSHAKE : CHECK_SENDING;
 	}
 	if (c->phase == CHECK_HANDSHAKE && !tls_step(c, TLS_SOCK_HANDSHAKE, NULL, 0, now, &n))
 		return;

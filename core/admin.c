@@ -489,7 +489,11 @@ static void serve(struct control_plane *cp, int fd, char *buf, struct reply *r)
 	else if (!authorized(cp, &m))
 		fail(r, 401, "a valid Authorization: Bearer token is required");
 	else {
+		/* Offline while waiting: the lock holder may be waiting for a
+		 * grace period (reload, ticket rotation), which needs us quiescent. */
+		rcu_thread_offline();
 		pthread_mutex_lock(&cp->lock);
+		rcu_thread_online();
 		route(cp, m.method, m.target, body, r);
 		pthread_mutex_unlock(&cp->lock);
 	}

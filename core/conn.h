@@ -215,10 +215,12 @@ struct upconn {
 	uint8_t state; /* enum upconn_state */
 	uint8_t ops;
 	bool recv_on, recv_stop, send_on, starved;
-	bool got_bytes;    /* received response bytes for the current request */
-	bool is_tls;       /* its pool speaks TLS to backends: `tls` is (being) set up */
-	bool tls_stalled;  /* decrypting stopped with c->rin full (or no TLS buffer) */
-	bool pump_pending; /* queued in s->up_pump */
+	bool got_bytes;        /* received response bytes for the current request */
+	bool is_tls;           /* its pool speaks TLS to backends: `tls` is (being) set up */
+	bool tls_stalled;      /* decrypting stopped with c->rin full (or no TLS buffer) */
+	bool pump_pending;     /* queued in s->up_pump */
+	bool tls_started;      /* TCP connected: the TLS handshake runs */
+	uint64_t snap_version; /* snapshot its TLS settings came from */
 	struct tls_link tls;
 	uint32_t requests; /* requests sent on this connection */
 	uint32_t backend_uid;
@@ -293,9 +295,10 @@ struct shard {
 	struct upconn *ups;
 	uint32_t *up_free;
 	uint32_t up_nfree;
-	struct idle_list *idle; /* [SNAPSHOT_UIDS_MAX] */
-	void **up_sessions;     /* [SNAPSHOT_UIDS_MAX]: newest TLS session per backend */
-	uint64_t *up_pump;      /* (gen << 32 | slot) of TLS upstreams to decrypt for, this turn */
+	struct idle_list *idle;   /* [SNAPSHOT_UIDS_MAX] */
+	void **up_sessions;       /* [SNAPSHOT_UIDS_MAX]: newest TLS session per backend */
+	uint64_t *up_session_ver; /* [SNAPSHOT_UIDS_MAX]: the snapshot it was made under */
+	uint64_t *up_pump; /* (gen << 32 | slot) of TLS upstreams to decrypt for, this turn */
 	uint32_t num_up_pump, up_pump_cap;
 	struct lb_local lb_local[CONFIG_POOLS_MAX];
 	uint64_t lb_version;

@@ -12,6 +12,7 @@
 
 #include <nghttp2/nghttp2.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define H2_NVA_MAX (CONN_HEADERS_MAX + 8)
 
@@ -60,7 +61,7 @@ static struct conn *stream_open(struct shard *s, struct conn *p, int32_t id)
 		c->h2_bad = true;
 	/* the whole head must arrive within client_header, as over HTTP/1.1 */
 	conn_arm(s, c, s->cfg->timeouts.client_header_ms);
-	timer_disarm(&s->wheel, &p->timer); /* busy: no idle timeout */
+	conn_update_timer_h2(s, p); /* busy: no idle timeout (a send keeps its own) */
 	return c;
 }
 
@@ -237,12 +238,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		c->h2_cont = 0;
 		head_done(cur, p, c, end);
-	} else if (frame->hd.type == NGHTTP2_HEADERS && end && c->h2_chunked) {
-		append_str(cur, c, "0\r\n\r\n"); /* trailers end the body; not forwarded */
-		mark_dirty(p, c);
-	} else if (frame->hd.type == NGHTTP2_DATA && end) {
-		if (c->h2_chunked && !c->h2_bad)
-			append_str(cur, c, "0\r\n\r\n");
+	} else if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+		/* the end of the body (a HEADERS here carries trailers, which are
+		 * not forwarded) */
+		if (c->h2_chunked && !c->h2_bad && !append_str(cur, c, "0\r\n\r\n"))
+			c->h2_bad = true;
 		mark_dirty(p, c);
 	}
 	return 0;
@@ -256,9 +256,10 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t id, const ui
 	bool ok;
 
 	(void)flags;
-	if (c == NULL || c->h2_bad || c->h2_done) {
-		nghttp2_session_consume(session, id,
-		                        len); /* dropped: do not stall the connection */
+	if (c == NULL || c->h2_bad || c->h2_done || c->state == CONN_CLOSING || c->local != NULL ||
+	    c->resp_phase == RESP_DONE) {
+		/* nobody will forward it: give the window back at once */
+		nghttp2_session_consume(session, id, len);
 		return 0;
 	}
 	c->h2_owed += len;
@@ -269,11 +270,13 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t id, const ui
 	} else {
 		ok = append(cur, c, data, len);
 	}
-	if (!ok)
+	if (!ok) {
+		c->h2_bad = true; /* a hole in the body: the stream must not go on */
 		return nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id,
 		                                 NGHTTP2_INTERNAL_ERROR) == 0
 		               ? 0
 		               : NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
 	mark_dirty(user, c);
 	return 0;
 }
@@ -291,19 +294,20 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error,
 	return 0;
 }
 
-/* take consumes one token (x1000) from a bucket refilled at `rate` per
- * second up to `burst`. */
-static bool take(uint64_t *tokens, uint64_t elapsed_ms, uint32_t rate, uint32_t burst)
+/* refill credits a bucket (tokens x1000) with `rate` per second over
+ * `elapsed_ms`, up to `burst`; take consumes one token if there is one. */
+static void refill(uint64_t *tokens, uint64_t elapsed_ms, uint32_t rate, uint32_t burst)
 {
 	uint64_t t = *tokens + elapsed_ms * rate;
 
-	if (t > (uint64_t)burst * 1000)
-		t = (uint64_t)burst * 1000;
-	if (t < 1000) {
-		*tokens = t;
+	*tokens = t > (uint64_t)burst * 1000 ? (uint64_t)burst * 1000 : t;
+}
+
+static bool take(uint64_t *tokens)
+{
+	if (*tokens < 1000)
 		return false;
-	}
-	*tokens = t - 1000;
+	*tokens -= 1000;
 	return true;
 }
 
@@ -317,16 +321,16 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
 	bool ok = true;
 
 	p->h2_bucket_ms = now;
+	refill(&p->h2_ctrl_tokens, elapsed, h->control_rate, h->max_control);
+	refill(&p->h2_reset_tokens, elapsed, h->reset_rate, h->max_resets);
 	switch (hd->type) {
 	case NGHTTP2_SETTINGS:
 	case NGHTTP2_PING:
 	case NGHTTP2_PRIORITY:
-		ok = take(&p->h2_ctrl_tokens, elapsed, h->control_rate, h->max_control);
-		take(&p->h2_reset_tokens, elapsed, h->reset_rate, h->max_resets);
+		ok = take(&p->h2_ctrl_tokens);
 		break;
 	case NGHTTP2_RST_STREAM:
-		ok = take(&p->h2_reset_tokens, elapsed, h->reset_rate, h->max_resets);
-		take(&p->h2_ctrl_tokens, elapsed, h->control_rate, h->max_control);
+		ok = take(&p->h2_reset_tokens);
 		break;
 	case NGHTTP2_CONTINUATION: {
 		struct conn *c = nghttp2_session_get_stream_user_data(session, hd->stream_id);
@@ -390,6 +394,9 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
 	}
 	if (n > 0)
 		mark_dirty(user, c); /* its queue drained: the stream moves on */
+	if (c->local == NULL && c->resp_fwd == 0 && c->resp_phase == RESP_DONE && c->resp_aborted &&
+	    n == 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* cut: reset, never a clean end */
 	if (c->local == NULL && c->resp_fwd == 0 && c->resp_phase == RESP_DONE) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		return (ssize_t)n;
@@ -631,6 +638,10 @@ static void run_dirty(struct shard *s, struct conn *p)
 		if (c->h2_bad && c->state == CONN_IDLE)
 			conn_refuse(s, c, 431);
 		conn_step(s, c); /* which acknowledges its DATA (h2_ack) */
+		/* closed by the client and still not over (an answer that cannot
+		 * be delivered any more): nothing will move it again */
+		if (c->h2_closed && c->state != CONN_FREE && c->state != CONN_CLOSING)
+			conn_abort(s, c);
 	}
 }
 
@@ -652,8 +663,9 @@ void h2_input(struct shard *s, struct conn *c)
 				s->stats.h2_floods++;
 			rlb_log(flood ? LOG_WARN : LOG_DEBUG, "client %s: HTTP/2: %s: GOAWAY",
 			        c->peer, nghttp2_strerror((int)r));
-			if (r != NGHTTP2_ERR_CALLBACK_FAILURE)
-				nghttp2_session_terminate_session(ses(c), NGHTTP2_PROTOCOL_ERROR);
+			/* a no-op when a callback already chose the code */
+			nghttp2_session_terminate_session(
+			        ses(c), flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
 			/* Read no more frames: GOAWAY goes out, then the connection
 			 * closes (lingering, so the client can read the GOAWAY). */
 			c->h2_bad = true;
@@ -673,6 +685,7 @@ void h2_produce(struct shard *s, struct conn *c, uint64_t out_max)
 	cur = s;
 	while (c->tls.out.bytes < out_max && s->tls_pool.nfree >= 2 && !c->tls.failed) {
 		size_t took = 0;
+		enum tls_result r;
 
 		if (c->h2_out_len == 0) {
 			ssize_t n = nghttp2_session_mem_send(ses(c), &c->h2_out);
@@ -681,13 +694,21 @@ void h2_produce(struct shard *s, struct conn *c, uint64_t out_max)
 				break;
 			c->h2_out_len = (size_t)n;
 		}
-		if (tls_write(&c->tls, c->h2_out, c->h2_out_len < 16384 ? c->h2_out_len : 16384,
-		              &took) != TLS_OK &&
-		    took == 0)
-			break;
+		r = tls_write(&c->tls, c->h2_out, c->h2_out_len < 16384 ? c->h2_out_len : 16384,
+		              &took);
 		c->h2_out += took;
 		c->h2_out_len -= took;
+		if (r == TLS_FAILED) {
+			shutdown(c->fd, SHUT_RDWR); /* the receive ends, and the connection */
+			break;
+		}
+		if (r != TLS_OK && took == 0)
+			break;
 	}
+	/* out of TLS buffers with output pending: wait for some to come back */
+	if ((s->tls_pool.nfree < 2 || c->tls.want_buffers) && !c->tls.failed &&
+	    (c->h2_out_len > 0 || nghttp2_session_want_write(ses(c))))
+		conn_tls_starve(s, c);
 	run_dirty(s, c); /* streams whose bodies the data provider drained */
 }
 
@@ -700,13 +721,16 @@ void h2_after_send(struct shard *s, struct conn *c)
 		conn_close_h2(s, c);
 		return;
 	}
-	if (c->h2_nstreams == 0 && !c->recv_eof)
-		conn_arm(s, c, s->cfg->timeouts.keepalive_ms);
+	conn_update_timer_h2(s, c);
 }
 
 void h2_stream_finish(struct shard *s, struct conn *c)
 {
 	c->h2_done = true;
+	/* a client that never ends its side of the stream is cut after
+	 * client_body (conn_on_timer) */
+	if (!c->h2_closed)
+		conn_arm(s, c, s->cfg->timeouts.client_body_ms);
 	if (c->h2_deferred && !c->h2_closed && c->h2_parent != NULL) {
 		c->h2_deferred = false;
 		nghttp2_session_resume_data(ses(c->h2_parent), c->h2_id);
@@ -737,6 +761,13 @@ void h2_stream_freed(struct shard *s, struct conn *c)
 			break;
 		}
 	}
+	if (c->h2_owed > 0 && p->h2 != NULL) {
+		/* DATA that will never be forwarded still counts against the
+		 * connection's window: give it back */
+		nghttp2_session_consume(ses(p), c->h2_id, c->h2_owed);
+		c->h2_owed = 0;
+		conn_send_more(s, p);
+	}
 	if (!c->h2_closed && p->h2 != NULL) {
 		nghttp2_session_set_stream_user_data(ses(p), c->h2_id, NULL);
 		if (p->state == CONN_H2) {
@@ -748,8 +779,8 @@ void h2_stream_freed(struct shard *s, struct conn *c)
 	}
 	RLB_ASSERT(p->h2_nstreams > 0);
 	p->h2_nstreams--;
-	if (p->h2_nstreams == 0 && p->state == CONN_H2)
-		conn_arm(s, p, s->cfg->timeouts.keepalive_ms);
+	if (p->state == CONN_H2)
+		conn_update_timer_h2(s, p);
 	c->h2_parent = NULL;
 	c->h2_next = c->h2_dirty_next = NULL;
 	c->h2_in_dirty = false;

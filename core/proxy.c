@@ -106,9 +106,10 @@ static void conn_update_timer(struct shard *s, struct conn *c)
 	}
 	if (c->state != CONN_PROXY || c->queued)
 		return;
-	/* An HTTP/2 stream whose response waits for the client's flow-control
-	 * window is a send that makes no progress. */
-	if (c->send_on || (c->h2_stream && c->resp_fwd > 0))
+	/* An HTTP/2 stream whose response (or error page) waits for the
+	 * client's flow-control window is a send that makes no progress. */
+	if (c->send_on ||
+	    (c->h2_stream && (c->resp_fwd > 0 || c->local != NULL || c->h2_submitted)))
 		conn_arm(s, c, t->send_ms);
 	else if (c->req_phase == REQ_BODY)
 		conn_arm(s, c, t->client_body_ms);
@@ -351,7 +352,9 @@ static void tls_send_now(struct shard *s, struct conn *c)
 
 	if (c->state != CONN_LINGER)
 		tls_encrypt(s, c);
-	if (c->tls.out.bytes == 0)
+	/* encrypting may have run HTTP/2 streams, which may have sent already */
+	if (c->tls.out.bytes == 0 || c->send_on || c->state == CONN_CLOSING ||
+	    c->state == CONN_FREE)
 		return;
 	n = bufq_iov(&c->tls.out, &s->tls_pool.pool, 0, UINT64_MAX, c->iov, CONN_IOV_MAX, &bytes);
 	memset(&c->msg, 0, sizeof(c->msg));
@@ -481,6 +484,16 @@ void conn_refuse(struct shard *s, struct conn *c, int status)
 void conn_close_h2(struct shard *s, struct conn *c)
 {
 	conn_linger(s, c);
+}
+
+void conn_update_timer_h2(struct shard *s, struct conn *c)
+{
+	conn_update_timer(s, c);
+}
+
+void conn_tls_starve(struct shard *s, struct conn *c)
+{
+	tls_starve(s, c);
 }
 
 /* ---- the request head ---- */
@@ -1727,6 +1740,13 @@ void conn_on_cancel(struct shard *s, struct conn *c)
 
 void conn_on_timer(struct shard *s, struct conn *c)
 {
+	if (c->h2_stream && (c->h2_submitted || c->h2_done)) {
+		/* the answer is committed (or over and the client never ended its
+		 * side): no error page can follow, the stream is reset */
+		s->stats.timeouts++;
+		conn_abort(s, c);
+		return;
+	}
 	switch (c->state) {
 	case CONN_HEAD:
 		/* client_header expired with a partial head: 408 (RFC 9110 §15.5.9) */
@@ -1766,6 +1786,8 @@ void conn_on_timer(struct shard *s, struct conn *c)
 
 void conn_drain_idle(struct shard *s, struct conn *c)
 {
+	if (c->h2_stream)
+		return; /* its connection's GOAWAY lets it finish */
 	if (c->state == CONN_H2) {
 		h2_drain(s, c);
 		return;

@@ -41,6 +41,10 @@ void conn_account_sent(struct shard *s, struct conn *c, uint64_t n);
 void conn_refuse(struct shard *s, struct conn *c, int status);
 /* conn_close_h2 ends a finished HTTP/2 connection (close_notify, then close). */
 void conn_close_h2(struct shard *s, struct conn *c);
+/* conn_update_timer_h2 re-arms an HTTP/2 connection's timer (send, idle). */
+void conn_update_timer_h2(struct shard *s, struct conn *c);
+/* conn_tls_starve waits for TLS buffers to come back, then resumes `c`. */
+void conn_tls_starve(struct shard *s, struct conn *c);
 
 /* conn_tls_resume retries a TLS connection that waited for TLS buffers. */
 void conn_tls_resume(struct shard *s, struct conn *c);

@@ -130,6 +130,7 @@ static int alloc_slabs(struct shard *s)
 	s->up_free = calloc(nu, sizeof(*s->up_free));
 	s->idle = calloc(SNAPSHOT_UIDS_MAX, sizeof(*s->idle));
 	s->up_sessions = calloc(SNAPSHOT_UIDS_MAX, sizeof(*s->up_sessions));
+	s->up_session_ver = calloc(SNAPSHOT_UIDS_MAX, sizeof(*s->up_session_ver));
 	s->up_pump_cap = nu;
 	s->up_pump = calloc(nu, sizeof(*s->up_pump));
 	s->flush_cap = nc;
@@ -139,7 +140,8 @@ static int alloc_slabs(struct shard *s)
 	                        : NULL;
 	s->alog.mask = cfg->access_log.queue_entries - 1;
 	if (s->conns == NULL || s->conn_free == NULL || s->ups == NULL || s->up_free == NULL ||
-	    s->idle == NULL || s->up_sessions == NULL || s->up_pump == NULL || s->flush == NULL ||
+	    s->idle == NULL || s->up_sessions == NULL || s->up_session_ver == NULL ||
+	    s->up_pump == NULL || s->flush == NULL ||
 	    (cfg->access_log.enabled && s->alog.lines == NULL))
 		return 0;
 	/* Free lists hand out low slots first, keeping touched memory small. */
@@ -173,6 +175,8 @@ static void free_slabs(struct shard *s)
 			tls_session_free(s->up_sessions[i]);
 	free(s->up_sessions);
 	s->up_sessions = NULL;
+	free(s->up_session_ver);
+	s->up_session_ver = NULL;
 	free(s->up_pump);
 	s->up_pump = NULL;
 	free(s->flush);

@@ -193,9 +193,9 @@ void up_update_recv(struct shard *s, struct upconn *u)
 {
 	uint64_t max = s->cfg->buffers.conn_bytes_max;
 	bool room = u->client != NULL && u->client->rin.bytes < max;
-	bool want = u->fd >= 0 && !u->starved && u->tls.in.bytes < max &&
+	bool want = u->fd >= 0 && !u->starved && !u->tls.eof && u->tls.in.bytes < max &&
 	            (u->state == UP_IDLE || (u->state == UP_ACTIVE && room) ||
-	             (u->state == UP_CONNECTING && u->tls.ssl != NULL));
+	             (u->state == UP_CONNECTING && u->tls_started));
 
 	/* TLS records that did not fit c->rin wait in tls.in: decrypt them
 	 * once there is room again (at the end of the loop turn). */
@@ -355,8 +355,27 @@ static struct upconn *up_connect(struct shard *s, const struct snap_pool *sp,
 	u->state = UP_CONNECTING;
 	u->recv_on = u->recv_stop = u->send_on = u->starved = false;
 	u->is_tls = sp->tls != NULL;
-	u->tls_stalled = u->pump_pending = false;
+	u->tls_stalled = u->pump_pending = u->tls_started = false;
+	u->snap_version = snapshot_current()->version;
 	tls_link_init(&u->tls);
+	/* The TLS session is made now, with the settings of the pool this
+	 * connection is for (a reload before the connect completes must not
+	 * swap them); a cached session is offered only if it was made under
+	 * the same snapshot, so a changed CA or name is never skipped by a
+	 * resumption. */
+	if (u->is_tls &&
+	    !tls_connect(&u->tls, sp->tls, (struct sockaddr *)&b->addr,
+	                 s->up_session_ver[b->uid] == u->snap_version ? s->up_sessions[b->uid]
+	                                                              : NULL,
+	                 upool(s), &s->tls_pool)) {
+		rlb_log(LOG_WARN, "shard %u: out of memory for a TLS session to %s", s->id,
+		        b->name);
+		close(fd);
+		u->fd = -1;
+		u->state = UP_FREE;
+		s->up_free[s->up_nfree++] = up_slot(s, u);
+		return NULL;
+	}
 	u->requests = 0;
 	u->backend_uid = b->uid;
 	u->idle_timeout_ms = sp->keepalive_timeout_ms;
@@ -515,6 +534,13 @@ int up_acquire(struct shard *s, struct conn *c, bool fresh)
 	c->backend_uid = b->uid;
 	c->t_pick_us = rlb_now_us();
 	u = fresh ? NULL : s->idle[b->uid].head;
+	if (u != NULL && u->is_tls != (sp->tls != NULL)) {
+		/* the pool turned TLS on or off in a reload: its idle
+		 * connections speak the old way */
+		while (s->idle[b->uid].head != NULL)
+			up_close(s, s->idle[b->uid].head);
+		u = NULL;
+	}
 	if (u != NULL) {
 		idle_remove(s, u);
 		u->state = UP_ACTIVE;
@@ -581,6 +607,7 @@ static void up_tls_send(struct shard *s, struct upconn *u, struct conn *c)
 	while (u->tls.out.bytes < out_max && s->tls_pool.nfree >= 2 && !u->tls.failed) {
 		size_t len = 0, took = 0;
 		const char *p = NULL;
+		enum tls_result r;
 
 		if (c->req_head >= 0 && c->req_head_sent < c->req_head_len) {
 			p = hpool_data(&s->heads, (uint32_t)c->req_head) + c->req_head_sent;
@@ -591,12 +618,22 @@ static void up_tls_send(struct shard *s, struct upconn *u, struct conn *c)
 		}
 		if (p == NULL || len == 0)
 			break;
-		if (tls_write(&u->tls, p, len < 16384 ? len : 16384, &took) != TLS_OK && took == 0)
-			break;
+		r = tls_write(&u->tls, p, len < 16384 ? len : 16384, &took);
 		up_account(s, c, took);
-		if (c->resp_phase == RESP_CONNECT)
+		if (took > 0 && c->resp_phase == RESP_CONNECT)
 			c->resp_phase = RESP_HEAD;
+		if (r == TLS_FAILED) {
+			shutdown(u->fd, SHUT_RDWR); /* fails through the receive, not here */
+			break;
+		}
+		if (r != TLS_OK && took == 0)
+			break;
 	}
+	/* Stopped for lack of TLS buffers with request bytes left: try again
+	 * next turn (the pump list), or nothing would ever resume it. */
+	if (!u->tls.failed && (c->req_fwd > 0 || c->req_head_sent < c->req_head_len) &&
+	    (s->tls_pool.nfree < 2 || u->tls.want_buffers))
+		up_schedule_pump(s, u);
 	up_send_out(s, u);
 	up_update_timer(s, u);
 }
@@ -695,17 +732,7 @@ static void up_tls_input(struct shard *s, struct upconn *u);
  * timer keeps running until it completes. */
 static void up_tls_start(struct shard *s, struct upconn *u)
 {
-	const struct snapshot *snap = snapshot_current();
-	struct conn *c = u->client;
-	struct tls_client *cli = NULL;
-
-	if (c != NULL && c->pool < snap->num_pools)
-		cli = snap->pools[c->pool].tls;
-	if (cli == NULL || !tls_connect(&u->tls, cli, (struct sockaddr *)&u->addr,
-	                                s->up_sessions[u->backend_uid], upool(s), &s->tls_pool)) {
-		fail_active(s, u, UPF_CONNECT);
-		return;
-	}
+	u->tls_started = true; /* the session was made in up_connect */
 	up_update_recv(s, u);
 	up_tls_input(s, u);
 }
@@ -775,6 +802,7 @@ static enum tls_result up_tls_read(struct shard *s, struct upconn *u)
 	if (sess != NULL) {
 		tls_session_free(s->up_sessions[u->backend_uid]);
 		s->up_sessions[u->backend_uid] = sess;
+		s->up_session_ver[u->backend_uid] = u->snap_version;
 	}
 	up_send_out(s, u); /* handshake flights, alerts */
 	return r;
@@ -834,6 +862,8 @@ void up_run_pumps(struct shard *s)
 		u->pump_pending = false;
 		if (u->state == UP_ACTIVE)
 			up_tls_input(s, u);
+		if (u->state == UP_ACTIVE)
+			up_send_more(s, u); /* request bytes that waited for buffers */
 	}
 	memmove(s->up_pump, s->up_pump + n, (s->num_up_pump - n) * sizeof(*s->up_pump));
 	s->num_up_pump -= n;
@@ -915,7 +945,10 @@ void up_on_send(struct shard *s, struct upconn *u, const struct ring_cqe *cqe)
 	}
 	u->ops--;
 	if (cqe->res <= 0) {
-		fail_active(s, u, u->requests > 1 && !u->got_bytes ? UPF_STALE : UPF_IO);
+		fail_active(s, u,
+		            u->state == UP_CONNECTING          ? UPF_CONNECT
+		            : u->requests > 1 && !u->got_bytes ? UPF_STALE
+		                                               : UPF_IO);
 		return;
 	}
 	RLB_ASSERT((uint64_t)cqe->res <= u->send_inflight);

@@ -16,7 +16,7 @@ import time
 import h2raw
 from certs import Pki, tls_config
 from h2raw import H2, frame, request_headers
-from lib import timeout
+from lib import timeout, to_yaml
 
 
 def h2_proxy(t, backends, h2cfg=None, workers=1, timeouts=None, **listener):
@@ -275,3 +275,101 @@ def test_h2_slow_header_block_and_idle_connection_time_out(t):
            ("RST_STREAM" if f[0] == h2raw.RST_STREAM else "GOAWAY", cut,
             time.monotonic() - start))
     t.eq(b.stats()["requests"], 0, "nothing reached the backend")
+
+
+def _settings_done(c):
+    c.frames_until(lambda f: f[0] == h2raw.SETTINGS and not f[1] & h2raw.ACK)
+
+
+@timeout(60)
+def test_h2_control_budget_refills_between_other_frames(t):
+    b = t.backend()
+    pki, cfg, proxy = h2_proxy(t, [b], h2cfg={"max_control": 5, "control_rate": 50})
+    c = H2(proxy.port)
+    t.on_cleanup(c.close)
+    _settings_done(c)
+    wu = frame(h2raw.WINDOW_UPDATE, 0, 0, (1).to_bytes(4, "big"))
+    # a PING every 50 ms (2.5 tokens earned per PING spent), each preceded
+    # by other frames: the time between must still count
+    for i in range(30):
+        c.send(wu)
+        time.sleep(0.05)
+        c.send(wu + frame(h2raw.PING, 0, 0, b"%08d" % i))
+    f, _ = c.frames_until(lambda f: f[0] == h2raw.PING and f[3] == b"%08d" % 29 or
+                          f[0] == h2raw.GOAWAY)
+    t.check(f is not None and f[0] == h2raw.PING, "30 paced PINGs are answered, no GOAWAY")
+
+
+@timeout(60)
+def test_h2_refused_bodies_give_the_connection_window_back(t):
+    b = t.backend()
+    pki, cfg, proxy = h2_proxy(t, [b])
+    cfg["limits"] = {"body_bytes_max": "1KiB"}
+    with open(proxy.config_path, "w") as f:
+        f.write(to_yaml(cfg) + "\n")
+    t.stop_proxy(proxy)
+    proxy = t.ringlb(cfg, name="small-bodies")
+    c = H2(proxy.port)
+    t.on_cleanup(c.close)
+    _settings_done(c)
+    chunk = b"z" * 16384
+    # four refused 64 KiB bodies: 256 KiB, the whole connection window
+    for i in range(4):
+        sid = 1 + 2 * i
+        c.send(frame(h2raw.HEADERS, h2raw.END_HEADERS, sid,
+                     request_headers("/upload", method="POST",
+                                     extra=[("content-length", "65536")])))
+        for j in range(4):
+            c.send(frame(h2raw.DATA, h2raw.END_STREAM if j == 3 else 0, sid, chunk))
+    statuses = 0
+    f, seen = c.frames_until(lambda f: f[0] == h2raw.HEADERS and f[2] == 7)
+    t.check(f is not None, "the four requests are answered")
+    # a small upload that fits the limit must still get its window
+    c.send(frame(h2raw.HEADERS, h2raw.END_HEADERS, 9,
+                 request_headers("/upload", method="POST", extra=[("content-length", "500")])))
+    c.send(frame(h2raw.DATA, h2raw.END_STREAM, 9, b"y" * 500))
+    body = b""
+    deadline = time.monotonic() + t.slow(10)
+    while time.monotonic() < deadline:
+        f = c.read_frame(t.slow(5))
+        t.check(f is not None, "the connection stays open")
+        if f[0] == h2raw.DATA and f[2] == 9:
+            body += f[3]
+            if f[1] & h2raw.END_STREAM:
+                break
+    t.eq(json.loads(body)["bytes"], 500, "the later upload arrived whole")
+    del statuses
+
+
+@timeout(60)
+def test_h2_truncated_response_is_reset_and_undeliverable_pages_freed(t):
+    b = t.backend()
+    pki, cfg, proxy = h2_proxy(t, [b])
+    c = H2(proxy.port)
+    t.on_cleanup(c.close)
+    _settings_done(c)
+    c.send(frame(h2raw.WINDOW_UPDATE, 0, 0, (1 << 30).to_bytes(4, "big")))
+    c.send(frame(h2raw.HEADERS, h2raw.END_STREAM | h2raw.END_HEADERS, 1,
+                 request_headers("/crash-after-head")))
+    f, _ = c.frames_until(lambda f: f[2] == 1 and (f[0] == h2raw.RST_STREAM or
+                                                   (f[0] == h2raw.DATA and f[1] & 1)))
+    t.check(f is not None and f[0] == h2raw.RST_STREAM,
+            "a response the backend cut is reset, not ended cleanly: %r" % (f and f[:3],))
+    # a client whose stream window is 0 gets ringlb's 502 page HEADERS but
+    # never its body; when it resets the stream the slot must be freed
+    b.kill()
+    c2 = H2(proxy.port)
+    t.on_cleanup(c2.close)
+    c2.send(frame(h2raw.SETTINGS, 0, 0, b"\x00\x04\x00\x00\x00\x00"))  # window 0
+    _settings_done(c2)
+    for i in range(5):
+        sid = 1 + 2 * i
+        c2.send(frame(h2raw.HEADERS, h2raw.END_STREAM | h2raw.END_HEADERS, sid,
+                      request_headers("/")))
+        f, _ = c2.frames_until(lambda f: f[0] == h2raw.HEADERS and f[2] == sid)
+        t.check(f is not None, "HEADERS of the 502 page for stream %d" % sid)
+        c2.send(frame(h2raw.RST_STREAM, 0, sid, (h2raw.CANCEL).to_bytes(4, "big")))
+    c.close()
+    c2.close()
+    t.stop_proxy(proxy)
+    t.check("drain timeout" not in proxy.proc.stderr_text(), "no stream slot leaked")

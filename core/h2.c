@@ -664,8 +664,8 @@ void h2_input(struct shard *s, struct conn *c)
 			rlb_log(flood ? LOG_WARN : LOG_DEBUG, "client %s: HTTP/2: %s: GOAWAY",
 			        c->peer, nghttp2_strerror((int)r));
 			/* a no-op when a callback already chose the code */
-			nghttp2_session_terminate_session(
-			        ses(c), flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+			nghttp2_session_terminate_session(ses(c), flood ? NGHTTP2_ENHANCE_YOUR_CALM
+			                                                : NGHTTP2_PROTOCOL_ERROR);
 			/* Read no more frames: GOAWAY goes out, then the connection
 			 * closes (lingering, so the client can read the GOAWAY). */
 			c->h2_bad = true;

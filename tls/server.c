@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -230,7 +231,6 @@ static X509 *load_chain(struct cert_entry *e, const char *path, char *msg, size_
 {
 	BIO *b = BIO_new_file(path, "r");
 	X509 *leaf = NULL, *x;
-	char r[160];
 
 	if (b == NULL) {
 		snprintf(msg, msg_len, "%s: %s", path, strerror(errno));
@@ -265,7 +265,6 @@ static X509 *load_chain(struct cert_entry *e, const char *path, char *msg, size_
 	}
 	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
 		fprintf(stderr, "ringlb: warning: %s: certificate has expired\n", path);
-	(void)r;
 	cert_names(e, leaf);
 	return leaf;
 }

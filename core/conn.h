@@ -144,7 +144,8 @@ struct conn {
 	uint64_t t_pick_us;  /* when the backend was picked, for its response-time EWMA */
 
 	/* the current response */
-	const char *local; /* a constant response being sent, or NULL */
+	const char *local;       /* a constant response being sent, or NULL */
+	uint16_t pending_status; /* an error page waiting for an interim response to go out */
 	uint32_t local_len, local_sent;
 	int32_t resp_head; /* hpool index of the head sent to the client, or -1 */
 	uint32_t resp_head_len, resp_head_sent;

@@ -448,6 +448,15 @@ void conn_flush_all(struct shard *s)
 /* conn_local answers the current request with an error page of our own.
  * The connection stays open only when the request was read completely and
  * the client wants it. */
+/* out_busy says some of what conn_local would replace is being sent: a
+ * constant response or a head partly sent, a send in flight, or TLS output
+ * waiting for buffers. */
+static bool out_busy(const struct conn *c)
+{
+	return c->send_on || c->tls_starved || (c->local != NULL && c->local_sent > 0) ||
+	       (c->resp_head >= 0 && c->resp_head_sent > 0);
+}
+
 static void conn_local(struct shard *s, struct conn *c, int status)
 {
 	size_t i;
@@ -464,6 +473,15 @@ static void conn_local(struct shard *s, struct conn *c, int status)
 		c->close_after = true;
 	c->state = CONN_PROXY;
 	c->status = status;
+	c->resp_phase = RESP_DONE;
+	c->resp_fwd = 0;
+	if (!c->h2_stream && out_busy(c)) {
+		/* A 100 Continue or an interim head is on its way out: the page
+		 * follows it (conn_step), or the client would get both garbled. */
+		c->pending_status = (uint16_t)status;
+		return;
+	}
+	c->pending_status = 0;
 	c->local = error_pages[i][ka][c->http10];
 	c->local_len = error_lens[i][ka][c->http10];
 	c->local_sent = 0;
@@ -594,6 +612,7 @@ static void txn_reset(struct shard *s, struct conn *c)
 	c->req_head_len = c->req_head_sent = 0;
 	c->resp_head_len = c->resp_head_sent = 0;
 	c->local = NULL;
+	c->pending_status = 0;
 	c->tries = 0;
 	c->tried = 0;
 	c->status = 0;
@@ -1478,6 +1497,8 @@ void conn_step(struct shard *s, struct conn *c)
 				goto out;
 			continue;
 		case CONN_PROXY:
+			if (c->pending_status != 0 && !out_busy(c))
+				conn_local(s, c, c->pending_status);
 			proxy_step(s, c);
 			if (c->state == CONN_IDLE)
 				continue;

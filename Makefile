@@ -90,8 +90,11 @@ run: deps
 unit: $(UNIT_BINS)
 	@sh tests/run_unit.sh $(BUILD) $(UNIT_BINS)
 
+# With SANITIZE=1 the runner knows: longer time allowances, smaller "big"
+# bodies, no RSS bounds (ASan's quarantine holds freed memory), and any
+# sanitizer report in a process's output fails the test.
 integration: $(BUILD)/ringlb
-	@python3 tests/integration/run.py --binary $(BUILD)/ringlb
+	@python3 tests/integration/run.py --binary $(BUILD)/ringlb $(if $(filter 1,$(SANITIZE)),--sanitized)
 
 # libFuzzer harnesses need clang; each runs briefly as a smoke test in `make
 # test`, and for as long as you like with `make fuzz FUZZ_SECONDS=600`.

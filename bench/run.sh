@@ -334,27 +334,20 @@ kernel=$(uname -r)
 RAW=$OUT/raw.tsv
 printf 'round\tcontender\tworkload\trps\tp50_us\tp99_us\trequests\tcpu_ticks\tcpu_us_per_req\terrors\n' >"$RAW"
 
-# run_wrk FILE ARGS...: wrk ARGS with its output in FILE. wrk runs in the
-# background so that a signal to this script is handled at once (cleanup
-# then stops wrk too).
+# run_client TOOL FILE ARGS...: the load generator TOOL (wrk or h2load) with
+# ARGS, its output in FILE. It runs in the background so that a signal to
+# this script is handled at once (cleanup then stops it too).
 WRK_PID=""
-run_wrk() {
-	local file=$1
-	shift
-	"${PIN_WRK[@]}" wrk "$@" >"$file" 2>&1 &
+run_client() {
+	local tool=$1 file=$2
+	shift 2
+	"${PIN_WRK[@]}" "$tool" "$@" >"$file" 2>&1 &
 	WRK_PID=$!
 	wait "$WRK_PID" || true
 	WRK_PID=""
 }
-
-run_h2load() {
-	local file=$1
-	shift
-	"${PIN_WRK[@]}" h2load "$@" >"$file" 2>&1 &
-	WRK_PID=$!
-	wait "$WRK_PID" || true
-	WRK_PID=""
-}
+run_wrk() { run_client wrk "$@"; }
+run_h2load() { run_client h2load "$@"; }
 
 # parse_h2load FILE: "rps mean_us max_us requests errors" (h2load reports the
 # mean and the maximum request time, not percentiles)

@@ -110,6 +110,23 @@ class H2:
                 return f, seen
         return None, seen
 
+    def read_body(self, stream, timeout=10.0):
+        """The DATA of `stream` up to END_STREAM, or None if the connection
+        ended first; raises TimeoutError when it does not end in time."""
+        body = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("stream %d did not end within %.1fs" % (stream, timeout))
+            f = self.read_frame(left)
+            if f is None:
+                return None
+            if f[0] == DATA and f[2] == stream:
+                body += f[3]
+                if f[1] & END_STREAM:
+                    return body
+
     def goaway_code(self, timeout=10.0):
         """Reads until GOAWAY; returns its error code (None if the
         connection ended without one)."""

@@ -240,15 +240,8 @@ def test_h2_client_reset_mid_response_frees_everything(t):
         c.send(frame(h2raw.RST_STREAM, 0, 1 + 2 * i, (h2raw.CANCEL).to_bytes(4, "big")))
     c.send(frame(h2raw.HEADERS, h2raw.END_STREAM | h2raw.END_HEADERS, 41,
                  request_headers("/size/7")))
-    body = b""
-    deadline = time.monotonic() + t.slow(10)
-    while time.monotonic() < deadline:
-        f = c.read_frame(t.slow(5))
-        t.check(f is not None, "the connection stays open")
-        if f[0] == h2raw.DATA and f[2] == 41:
-            body += f[3]
-            if f[1] & h2raw.END_STREAM:
-                break
+    body = c.read_body(41, t.slow(10))
+    t.check(body is not None, "the connection stays open")
     t.eq(len(body), 7, "a new stream after the resets is served")
     c.close()
     t.stop_proxy(proxy)
@@ -328,15 +321,8 @@ def test_h2_refused_bodies_give_the_connection_window_back(t):
     c.send(frame(h2raw.HEADERS, h2raw.END_HEADERS, 9,
                  request_headers("/upload", method="POST", extra=[("content-length", "500")])))
     c.send(frame(h2raw.DATA, h2raw.END_STREAM, 9, b"y" * 500))
-    body = b""
-    deadline = time.monotonic() + t.slow(10)
-    while time.monotonic() < deadline:
-        f = c.read_frame(t.slow(5))
-        t.check(f is not None, "the connection stays open")
-        if f[0] == h2raw.DATA and f[2] == 9:
-            body += f[3]
-            if f[1] & h2raw.END_STREAM:
-                break
+    body = c.read_body(9, t.slow(10))
+    t.check(body is not None, "the connection stays open")
     t.eq(json.loads(body)["bytes"], 500, "the later upload arrived whole")
     del statuses
 

@@ -34,7 +34,8 @@ BORINGSSL_CFLAGS := -I/usr/include/android
 BORINGSSL_LIBDIR := /usr/lib/$(MULTIARCH)/android
 BORINGSSL_LIBS := -L$(BORINGSSL_LIBDIR) -Wl,-rpath,$(BORINGSSL_LIBDIR) -lssl -lcrypto
 
-LIBS := -luring -lyaml -lurcu-qsbr -lurcu-common -lxxhash -lnghttp2 -pthread
+LIBS := -luring -lyaml -lurcu-qsbr -lurcu-common -lxxhash -lnghttp2 -lz -lbrotlienc -lbrotlidec \
+        -lzstd -pthread
 LDFLAGS_ALL := $(LDOPT) $(LDFLAGS)
 
 # Engine library: everything but main.c, so unit tests can link it.
@@ -73,6 +74,11 @@ $(BUILD)/tests/unit/%_test: tests/unit/%_test.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -o $@ $< \
 		$(filter-out $(BUILD)/obj/$*.o,$(LIB_OBJS)) $(LDFLAGS_ALL) $(BORINGSSL_LIBS) $(LIBS) -lcmocka
+
+# The eviction simulation (bench/cache_sim.c): hit ratios of S3-FIFO and LRU
+# on Zipf-distributed keys.
+$(BUILD)/bench_cache_sim: bench/cache_sim.c $(LIB_OBJS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJS) $(LDFLAGS_ALL) $(BORINGSSL_LIBS) $(LIBS) -lm
 
 # The pick micro-benchmark (bench/pick_bench.c): ns per pick per algorithm.
 $(BUILD)/bench_pick: bench/pick_bench.c $(LIB_OBJS)

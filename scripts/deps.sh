@@ -20,6 +20,7 @@ PACKAGES="build-essential pkg-config liburing-dev android-libboringssl-dev"
 PACKAGES="$PACKAGES libxxhash-dev libcmocka-dev libyaml-dev liburcu-dev"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev python3 curl wrk nginx haproxy"
 PACKAGES="$PACKAGES openssl procps iproute2 libnghttp2-dev nghttp2-client testssl.sh"
+PACKAGES="$PACKAGES zlib1g-dev libbrotli-dev libzstd-dev"
 
 check_kernel() {
 	f=/proc/sys/kernel/io_uring_disabled

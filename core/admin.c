@@ -7,10 +7,12 @@
  */
 #include "core/admin.h"
 
+#include "core/caching.h"
 #include "core/h1.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -355,6 +357,53 @@ static void reload_tls(struct control_plane *cp, struct h1_str method, struct re
 	out(r, "{\"reloaded\": %d}\n", n);
 }
 
+/* cache_api answers GET /api/cache (zones and counters) and POST
+ * /api/cache/purge {"host": H, "path": P} or {"host": H, "prefix": P}. */
+static void cache_api(struct h1_str method, bool purge, const char *body, struct reply *r)
+{
+	char host[256] = "", target[1024] = "";
+	bool prefix = false;
+	int64_t n;
+
+	if (!purge) {
+		if (!h1_str_ieq(method, "GET")) {
+			fail(r, 405, "use GET");
+			return;
+		}
+		r->len = caching_stats_json(r->buf, ADMIN_OUT_MAX - 1);
+		r->status = r->len > 0 ? 200 : 500;
+		if (r->len > 0)
+			r->buf[r->len++] = '\n';
+		return;
+	}
+	if (!h1_str_ieq(method, "POST")) {
+		fail(r, 405, "use POST");
+		return;
+	}
+	json_field(body, "host", host, sizeof(host));
+	if (!json_field(body, "path", target, sizeof(target)))
+		prefix = json_field(body, "prefix", target, sizeof(target)) != 0;
+	if (target[0] != '/') {
+		fail(r, 400,
+		     "expected {\\\"path\\\": \\\"/...\\\"} or {\\\"prefix\\\": \\\"/...\\\"}, "
+		     "with an optional \\\"host\\\"");
+		return;
+	}
+	for (char *p = host; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	rcu_thread_offline(); /* the shards do the work; this thread only waits */
+	n = caching_purge(host, target, prefix);
+	rcu_thread_online();
+	if (n < 0) {
+		fail(r, 503, "the shards did not answer in time");
+		return;
+	}
+	rlb_log(LOG_INFO, "admin: cache purge of %s%s%s: %lld object(s)", host[0] ? host : "*",
+	        target, prefix ? "*" : "", (long long)n);
+	r->status = 200;
+	out(r, "{\"purged\": %lld}\n", (long long)n);
+}
+
 /* route dispatches one API request under the control-plane lock. */
 static void route(struct control_plane *cp, struct h1_str method, struct h1_str target,
                   const char *body, struct reply *r)
@@ -377,6 +426,11 @@ static void route(struct control_plane *cp, struct h1_str method, struct h1_str 
 	if (n == 3 && strcmp(parts[0], "api") == 0 && strcmp(parts[1], "tls") == 0 &&
 	    strcmp(parts[2], "reload") == 0) {
 		reload_tls(cp, method, r);
+		return;
+	}
+	if (n >= 2 && n <= 3 && strcmp(parts[0], "api") == 0 && strcmp(parts[1], "cache") == 0 &&
+	    (n == 2 || strcmp(parts[2], "purge") == 0)) {
+		cache_api(method, n == 3, body, r);
 		return;
 	}
 	if (n < 2 || strcmp(parts[0], "api") != 0 || strcmp(parts[1], "pools") != 0) {

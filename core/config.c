@@ -355,6 +355,8 @@ enum field_kind {
 	F_CERTS,       /* a TLS section's certificates list */
 	F_TLS_VERSION, /* "1.2" or "1.3" */
 	F_VERIFY,      /* "required" or "optional" */
+	F_CACHE,       /* struct config_cache: on/off, or a nested mapping (cache_table) */
+	F_LIST,        /* char[]: a list of tokens (YAML list or "a, b"), stored "a,b" */
 };
 
 #define FL_REQUIRED 1 /* the mapping must hold this key */
@@ -393,13 +395,14 @@ struct table {
 enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
-	LINE_TIMEOUTS = LINE_TOP + 12,
+	LINE_TIMEOUTS = LINE_TOP + 13,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 7,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
 	LINE_ADMIN = LINE_ACCESS_LOG + 2,
 	LINE_HTTP2 = LINE_ADMIN + 2,
-	LINE_END = LINE_HTTP2 + 8,
+	LINE_COMPRESSION = LINE_HTTP2 + 8,
+	LINE_END = LINE_COMPRESSION + 8,
 };
 _Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
 
@@ -562,6 +565,34 @@ static const struct field route_fields[] = {
         FIELD("host", T, host, F_HOST, 0, 0, 0),
         FIELD("path", T, path, F_PATH, 0, 0, 0),
         FIELD("pool", T, pool, F_POOL_REF, FL_REQUIRED | FL_LINE, 0, 0),
+        FIELD("cache", T, cache, F_CACHE, 0, 0, 0),
+};
+#undef T
+
+#define T struct config_cache
+static const struct field cache_fields[] = {
+        FIELD("memory", T, memory, F_SIZE, 0, 64 * KIB, 1024 * GIB),
+        FIELD("max_object", T, max_object, F_SIZE, 0, 1, GIB),
+        FIELD("key_headers", T, key_headers, F_LIST, 0, 0, 0),
+        FIELD("lock_timeout", T, lock_timeout_ms, F_DURATION, 0, 1, DUR_MAX),
+        FIELD("heuristic", T, heuristic, F_BOOL, 0, 0, 1),
+        FIELD("store_set_cookie", T, store_set_cookie, F_BOOL, 0, 0, 1),
+        FIELD("header", T, header, F_POOL_NAME, 0, 0, 0),
+        FIELD("stale_if_error", T, stale_if_error_ms, F_DURATION, 0, 0, DUR_MAX),
+};
+#undef T
+static const struct table cache_table = {cache_fields, RLB_ARRAY_LEN(cache_fields), -1};
+
+#define T struct config_compression
+static const struct field compression_fields[] = {
+        FIELD("enabled", T, enabled, F_BOOL, 0, 0, 1),
+        FIELD("encodings", T, encodings, F_LIST, 0, 0, 0),
+        FIELD("types", T, types, F_LIST, 0, 0, 0),
+        FIELD("min_size", T, min_size, F_SIZE, 0, 0, GIB),
+        FIELD("gzip_level", T, gzip_level, F_UINT, 0, 1, 9),
+        FIELD("brotli_level", T, brotli_level, F_UINT, 0, 0, 11),
+        FIELD("zstd_level", T, zstd_level, F_UINT, 0, 1, 19),
+        FIELD("max_streams", T, max_streams, F_UINT, 0, 1, 100000),
 };
 #undef T
 #undef DUR_MAX
@@ -600,6 +631,7 @@ static const struct field http2_fields[] = {
 };
 #undef T
 static const struct table http2_table = TABLE(http2_fields, LINE_HTTP2);
+static const struct table compression_table = TABLE(compression_fields, LINE_COMPRESSION);
 
 #define T struct config
 static const struct field top_fields[] = {
@@ -615,6 +647,7 @@ static const struct field top_fields[] = {
         SECTION("access_log", access_log, &access_log_table),
         FIELD("admin", T, admin, F_ADMIN, 0, 0, 0),
         SECTION("http2", http2, &http2_table),
+        SECTION("compression", compression, &compression_table),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -625,7 +658,8 @@ _Static_assert(RLB_ARRAY_LEN(limits_fields) == LINE_BUFFERS - LINE_LIMITS, "limi
 _Static_assert(RLB_ARRAY_LEN(buffers_fields) == LINE_ACCESS_LOG - LINE_BUFFERS, "buffers slots");
 _Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_ADMIN - LINE_ACCESS_LOG, "log slots");
 _Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_HTTP2 - LINE_ADMIN, "admin slots");
-_Static_assert(RLB_ARRAY_LEN(http2_fields) == LINE_END - LINE_HTTP2, "http2 slots");
+_Static_assert(RLB_ARRAY_LEN(http2_fields) == LINE_COMPRESSION - LINE_HTTP2, "http2 slots");
+_Static_assert(RLB_ARRAY_LEN(compression_fields) == LINE_END - LINE_COMPRESSION, "compression");
 
 /* expectation describes what a field accepts, for "expected X, got Y". */
 static const char *expectation(const struct field *f, char *out, size_t out_len)
@@ -700,6 +734,10 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		return "\"1.2\" or \"1.3\"";
 	case F_VERIFY:
 		return "required or optional";
+	case F_CACHE:
+		return "on, off, or a mapping of cache settings";
+	case F_LIST:
+		return "a list of names (or \"a, b\"), 1 to 511 characters in all";
 	}
 	return "a value";
 }
@@ -780,6 +818,15 @@ static void health_defaults(struct config_health *h)
 	h->fall = 3;
 }
 
+void config_cache_defaults(struct config_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->memory = 64 * MIB;
+	c->max_object = MIB;
+	c->lock_timeout_ms = 5000;
+	memcpy(c->header, "X-Cache", sizeof("X-Cache"));
+}
+
 static void pool_defaults(struct config_pool *pool)
 {
 	memset(pool, 0, sizeof(*pool));
@@ -818,6 +865,15 @@ void config_defaults(struct config *cfg)
 	        .upstream_send_ms = 60 * 1000,
 	        .drain_ms = 30 * 1000,
 	        .linger_ms = 2 * 1000,
+	};
+	cfg->compression = (struct config_compression){
+	        .encodings = "br,zstd,gzip",
+	        .types = CONFIG_COMPRESS_TYPES,
+	        .min_size = 256,
+	        .gzip_level = 6,
+	        .brotli_level = 4,
+	        .zstd_level = 3,
+	        .max_streams = 64,
 	};
 	cfg->limits = (struct config_limits){
 	        .conns_max = 10000,
@@ -1459,6 +1515,87 @@ static int parse_nested(struct parse *p, const struct field *f, const yaml_node_
 	}
 }
 
+/* parse_cache reads a route's cache: "on"/"off" (defaults), or a mapping. */
+static int parse_cache(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	struct config_cache *c = (struct config_cache *)(void *)((char *)base + f->offset);
+	bool on;
+
+	config_cache_defaults(c);
+	c->_line = node_line(n);
+	if (n->type == YAML_SCALAR_NODE && !is_null(n)) {
+		if (!parse_bool((const char *)n->data.scalar.value, &on))
+			return bad_value(p, f, n);
+		c->enabled = on;
+		return 1;
+	}
+	c->enabled = true;
+	if (is_null(n))
+		return 1;
+	if (n->type != YAML_MAPPING_NODE)
+		return bad_value(p, f, n);
+	return parse_mapping(p, n, &cache_table, c, NULL);
+}
+
+/* list_append adds one token to a comma-joined list of `cap` bytes. */
+static int list_append(char *at, size_t cap, const char *v)
+{
+	size_t used = strlen(at), len = strlen(v);
+
+	if (len == 0 || used + len + 2 > cap)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (v[i] <= 0x20 || v[i] >= 0x7f || v[i] == ',')
+			return 0;
+	if (used > 0)
+		at[used++] = ',';
+	memcpy(at + used, v, len + 1);
+	return 1;
+}
+
+/* parse_list reads a list of tokens: a YAML list, or one scalar with the
+ * tokens separated by commas and spaces. An empty list is allowed. */
+static int parse_list(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	char *at = (char *)base + f->offset;
+	size_t cap = f->width;
+	char tok[CONFIG_PATH_MAX];
+
+	at[0] = '\0';
+	if (n->type == YAML_SEQUENCE_NODE) {
+		for (yaml_node_item_t *it = n->data.sequence.items.start;
+		     it < n->data.sequence.items.top; it++) {
+			yaml_node_t *e = yaml_document_get_node(p->doc, *it);
+			if (e->type != YAML_SCALAR_NODE ||
+			    !list_append(at, cap, (const char *)e->data.scalar.value))
+				return bad_value(p, f, e);
+		}
+		return 1;
+	}
+	if (is_null(n))
+		return 1;
+	if (n->type != YAML_SCALAR_NODE)
+		return bad_value(p, f, n);
+	for (const char *v = (const char *)n->data.scalar.value; *v != '\0';) {
+		size_t len = 0;
+
+		while (*v == ' ' || *v == ',' || *v == '\t')
+			v++;
+		while (v[len] != '\0' && v[len] != ' ' && v[len] != ',' && v[len] != '\t')
+			len++;
+		if (len == 0)
+			break;
+		if (len >= sizeof(tok))
+			return bad_value(p, f, n);
+		memcpy(tok, v, len);
+		tok[len] = '\0';
+		if (!list_append(at, cap, tok))
+			return bad_value(p, f, n);
+		v += len;
+	}
+	return 1;
+}
+
 static int parse_field(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
 {
 	switch ((enum field_kind)f->kind) {
@@ -1489,6 +1626,10 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 		return parse_word(p, f, n, base);
 	case F_TLS:
 		return parse_tls(p, f, n, base);
+	case F_CACHE:
+		return parse_cache(p, f, n, base);
+	case F_LIST:
+		return parse_list(p, f, n, base);
 	case F_CERTS:
 		return parse_certs(p, f, n, base);
 	case F_BOOL:
@@ -1762,6 +1903,34 @@ int config_add_backend(struct config *cfg, const char *addr, char *err, size_t e
 	b[pool->num_backends].addr = a;
 	b[pool->num_backends].weight = 1;
 	pool->num_backends++;
+	return 1;
+}
+
+int config_add_cache(struct config *cfg, const char *memory, char *err, size_t err_len)
+{
+	uint64_t bytes;
+
+	if (!config_parse_size(memory, &bytes) || bytes < 64 * KIB)
+		return errorf(err, err_len, "command line", 0, "--cache",
+		              "expected a size of at least 64KiB like 256MiB, got \"%s\"", memory);
+	if (cfg->num_routes == 0) {
+		if (cfg->num_pools == 0)
+			return errorf(err, err_len, "command line", 0, "--cache",
+			              "needs a --backend to cache for");
+		cfg->routes = rlb_xcalloc(1, sizeof(*cfg->routes));
+		cfg->num_routes = 1;
+		snprintf(cfg->routes[0].pool, sizeof(cfg->routes[0].pool), "%s",
+		         cfg->pools[0].name);
+	}
+	for (size_t i = 0; i < cfg->num_routes; i++) {
+		struct config_cache *c = &cfg->routes[i].cache;
+
+		config_cache_defaults(c);
+		c->enabled = true;
+		c->memory = bytes;
+		if (c->max_object > bytes)
+			c->max_object = bytes;
+	}
 	return 1;
 }
 
@@ -2081,6 +2250,29 @@ static int validate_pool(struct vctx *v, size_t i)
 	return 1;
 }
 
+/* validate_cache checks one route's cache section. */
+static int validate_cache(struct vctx *v, struct config_cache *c, size_t i)
+{
+	char key[64];
+	uint32_t line = or_root(v->cfg, c->_line);
+
+	snprintf(key, sizeof(key), "routes[%zu].cache", i);
+	if (!check_fields(v, &cache_table, c, key, line))
+		return 0;
+	if (c->max_object > c->memory)
+		return errorf(v->err, v->err_len, v->cfg->source, line, key,
+		              "max_object (%llu bytes) is larger than memory (%llu bytes)",
+		              (unsigned long long)c->max_object, (unsigned long long)c->memory);
+	if (strcmp(c->header, "off") == 0)
+		c->header[0] = '\0';
+	for (const char *h = c->key_headers; *h != '\0'; h++)
+		if (!is_name_char(*h) && *h != ',')
+			return errorf(v->err, v->err_len, v->cfg->source, line, key,
+			              "key_headers: expected header field names, got \"%s\"",
+			              c->key_headers);
+	return 1;
+}
+
 static int validate_routes(struct vctx *v)
 {
 	struct config *c = v->cfg;
@@ -2096,8 +2288,55 @@ static int validate_routes(struct vctx *v)
 			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
 			              "no pool named \"%.63s\"", r->pool);
 		r->pool_index = (uint32_t)p;
+		if (r->cache.enabled && !validate_cache(v, &r->cache, i))
+			return 0;
 	}
 	return 1;
+}
+
+/* validate_compression checks the coding names and media types. */
+static int validate_compression(struct vctx *v)
+{
+	struct config_compression *z = &v->cfg->compression;
+	const char *const names[] = {"gzip", "br", "zstd"};
+	uint32_t seen = 0;
+	char tok[CONFIG_PATH_MAX];
+
+	for (const char *e = z->encodings; *e != '\0';) {
+		size_t len = strcspn(e, ",");
+		size_t k = 0;
+
+		while (k < RLB_ARRAY_LEN(names) &&
+		       (strlen(names[k]) != len || strncmp(names[k], e, len) != 0))
+			k++;
+		snprintf(tok, sizeof(tok), "%.*s", (int)len, e);
+		if (k == RLB_ARRAY_LEN(names) || (seen & (1u << k)))
+			return errorf(
+			        v->err, v->err_len, v->cfg->source,
+			        or_root(v->cfg, key_line(v->cfg, &compression_table, "encodings")),
+			        "compression.encodings",
+			        "expected br, zstd or gzip, each at most once, got \"%s\"", tok);
+		seen |= 1u << k;
+		e += len + (e[len] == ',');
+	}
+	for (const char *t = z->types; *t != '\0';) {
+		size_t len = strcspn(t, ",");
+		const char *slash = memchr(t, '/', len);
+
+		snprintf(tok, sizeof(tok), "%.*s", (int)len, t);
+		if (slash == NULL || slash == t || slash == t + len - 1)
+			return errorf(
+			        v->err, v->err_len, v->cfg->source,
+			        or_root(v->cfg, key_line(v->cfg, &compression_table, "types")),
+			        "compression.types",
+			        "expected media types like text/html or text/*, got \"%s\"", tok);
+		t += len + (t[len] == ',');
+	}
+	if (z->enabled && z->encodings[0] == '\0')
+		return errorf(v->err, v->err_len, v->cfg->source,
+		              or_root(v->cfg, key_line(v->cfg, &compression_table, "encodings")),
+		              "compression.encodings", "expected at least one coding when enabled");
+	return check_fields(v, &compression_table, z, "compression", 0);
 }
 
 static int validate_top(struct vctx *v)
@@ -2129,7 +2368,7 @@ int config_validate(struct config *cfg, char *err, size_t err_len)
 
 	if (!validate_top(&v) || !validate_sizes(&v) || !validate_listeners(&v))
 		return 0;
-	if (!validate_admin(&v))
+	if (!validate_admin(&v) || !validate_compression(&v))
 		return 0;
 	if (cfg->num_pools == 0)
 		return errorf(err, err_len, cfg->source,

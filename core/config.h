@@ -24,7 +24,7 @@
 #define CONFIG_BACKENDS_MAX  1024 /* per pool */
 #define CONFIG_LISTENERS_MAX 64
 #define CONFIG_ROUTES_MAX    1024
-#define CONFIG_KEY_LINES_MAX 48 /* size of struct config's private _key_lines */
+#define CONFIG_KEY_LINES_MAX 64 /* size of struct config's private _key_lines */
 
 /* A socket address with its textual form as written. */
 struct config_addr {
@@ -202,10 +202,30 @@ struct config_pool {
 	uint32_t _line; /* private to config.c: line of `name`, 0 if not from a file */
 };
 
+/* An HTTP cache on a route (cache/): a shared cache by RFC 9111. */
+struct config_cache {
+	bool enabled;        /* cache: on, or a mapping */
+	uint64_t memory;     /* budget for stored responses, all shards, default 64MiB */
+	uint64_t max_object; /* largest stored response (head + body), default 1MiB */
+	char key_headers[CONFIG_PATH_MAX]; /* request fields added to the key, "A,B"; "" = none */
+	uint64_t lock_timeout_ms; /* concurrent misses wait this long for the one fetch, default 5s
+	                           */
+	bool heuristic;        /* heuristic freshness: 10% of Date - Last-Modified, at most 1 day */
+	bool store_set_cookie; /* store responses carrying Set-Cookie, default false */
+	char header[CONFIG_NAME_MAX]; /* field reporting HIT/MISS/STALE/REVALIDATED, "" = none */
+	uint64_t stale_if_error_ms;   /* serve stale this long past expiry when the backend fails,
+	                                 beyond the response's own stale-if-error; default 0 */
+	uint32_t _line;               /* private to config.c: line of the `cache` key */
+};
+
+/* config_cache_defaults fills a route's cache section with its defaults (off). */
+void config_cache_defaults(struct config_cache *c);
+
 struct config_route {
 	char host[256]; /* exact host, "*.suffix", or empty for any */
 	char path[256]; /* path prefix, empty for any */
 	char pool[CONFIG_NAME_MAX];
+	struct config_cache cache;
 	uint32_t pool_index; /* resolved by validation */
 	uint32_t _line;      /* private to config.c: line of `pool`, 0 if not from a file */
 };
@@ -254,6 +274,24 @@ struct config_http2 {
 	uint32_t max_continuations; /* CONTINUATION frames per header block, default 8 */
 };
 
+/* On-the-fly compression of responses (core/compress.c). */
+struct config_compression {
+	bool enabled;                    /* default false */
+	char encodings[CONFIG_PATH_MAX]; /* preference order, default "br,zstd,gzip" */
+	char types[2 * CONFIG_PATH_MAX]; /* media types compressed, "type/sub" or "type/\*" */
+	uint64_t min_size;               /* smaller (known-length) bodies are sent as they are */
+	uint32_t gzip_level;             /* 1..9, default 6 */
+	uint32_t brotli_level;           /* 0..11, default 4 */
+	uint32_t zstd_level;             /* 1..19, default 3 */
+	uint32_t max_streams;            /* encoders at once per shard, default 64 */
+};
+
+#define CONFIG_COMPRESS_TYPES                                                                      \
+	"text/html,text/css,text/plain,text/xml,text/javascript,text/markdown,text/csv,"           \
+	"application/javascript,application/json,application/xml,application/rss+xml,"             \
+	"application/atom+xml,application/ld+json,application/manifest+json,application/wasm,"     \
+	"image/svg+xml"
+
 #define CONFIG_ADMIN_DEFAULT "127.0.0.1:9090"
 
 /* The admin listener (JSON API for live changes); off unless configured. */
@@ -285,6 +323,7 @@ struct config {
 	struct config_access_log access_log;
 	struct config_admin admin;
 	struct config_http2 http2;
+	struct config_compression compression;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
 	/* Private to config.c: the line of each top-level and section key read
 	 * from a file (0 for a default or the command line), so that
@@ -321,6 +360,12 @@ int config_parse_string(struct config *cfg, const char *name, const char *yaml, 
  * named "default", created on first use. Return 1, or 0 with a message. */
 int config_add_listener(struct config *cfg, const char *addr, char *err, size_t err_len);
 int config_add_backend(struct config *cfg, const char *addr, char *err, size_t err_len);
+
+/* config_add_cache caches every route (a catch-all route to the first pool
+ * when there are none) with `memory` bytes (a size like 256MiB) each: quick
+ * mode's --cache. Call after the backends were added. Returns 1, or 0 with a
+ * message. */
+int config_add_cache(struct config *cfg, const char *memory, char *err, size_t err_len);
 
 /* config_add_tls gives every listener that has no tls section one with the
  * certificate `cert` and key `key` ("--cert FILE --key FILE"). Returns 1, or

@@ -49,6 +49,7 @@ enum op {
 	OP_UCONNECT,
 	OP_UCANCEL,
 	OP_ACANCEL, /* cancellation of a listener's accept (slot = listener) */
+	OP_WAKE,    /* a doorbell from another shard (MSG_RING): work in its inbox */
 };
 
 enum conn_state {
@@ -75,6 +76,8 @@ enum resp_phase {
 };
 
 struct upconn;
+struct cache_obj;
+struct cache_purge_msg;
 
 /* Why an upstream connection failed, as the client side needs to know. */
 enum up_fail {
@@ -200,6 +203,24 @@ struct conn {
 	bool h2_in_dirty;   /* stream: in the parent's to-run list */
 	bool h2_bad;        /* stream: refused while its head arrived; parent: failed */
 	bool h2_stream;     /* an HTTP/2 stream (its parent may be gone) */
+
+	/* HTTP cache (core/caching.c) */
+	uint8_t cache_mode;            /* enum cache_mode */
+	uint8_t cache_label;           /* enum cache_label: what X-Cache says */
+	uint8_t cache_enc;             /* content coding of the variant wanted */
+	bool cache_locked;             /* holds the fill lock of cache_hash */
+	bool cache_waiting;            /* in s->cache_waiters */
+	bool cache_store;              /* cobj is being built from the response */
+	bool cache_304;                /* serving: answer 304 from cobj */
+	uint16_t cache_zone;           /* zone index + 1; 0 = the route does not cache */
+	uint64_t cache_hash;           /* of the primary key */
+	int64_t cache_req_time;        /* seconds: when the request was sent */
+	uint64_t cache_wait_until;     /* ms: the end of a wait for another fetch */
+	struct cache_obj *cobj;        /* served (CM_SERVE) or being built */
+	struct cache_obj *cstale;      /* the stale entry a revalidation falls back on */
+	uint64_t cobj_fed;             /* serving: body bytes copied into rin */
+	struct h1_chunked cache_chunk; /* building: decoder of a chunked body */
+	struct conn *cache_wait_next;
 };
 
 enum upconn_state {
@@ -330,6 +351,14 @@ struct shard {
 	time_t log_when;   /* the second log_date was formatted for */
 	char log_date[32]; /* access-log date, "27/Nov/2026:18:59:05 +0000" */
 	struct shard_stats stats;
+
+	/* HTTP cache (core/caching.c) */
+	struct h1_header cache_headers[CONN_HEADERS_MAX]; /* parse scratch */
+	struct conn *cache_waiters;                       /* requests waiting for a fill */
+	_Atomic uint32_t cache_nwaiting;                  /* their number, read by others */
+	uint64_t cache_gen_seen;                          /* fill generation last checked */
+	struct cache_obj *_Atomic cache_inbox;            /* objects to insert (owner) */
+	struct cache_purge_msg *_Atomic cache_purges;     /* purges to run */
 	char err[256];
 	int exit_status;
 };

@@ -6,6 +6,7 @@
  * touches a shard's state directly.
  */
 #include "core/admin.h"
+#include "core/caching.h"
 #include "core/config.h"
 #include "core/demo.h"
 #include "core/health.h"
@@ -42,6 +43,8 @@ struct options {
 	const char *backend[CONFIG_BACKENDS_MAX];
 	int num_backend;
 	const char *cert, *key;
+	const char *cache; /* --cache SIZE */
+	bool compress;     /* --compress */
 };
 
 struct control {
@@ -66,6 +69,8 @@ static void usage(FILE *f)
 	           "      --backend ADDR    quick mode: add a backend (round robin)\n"
 	           "      --cert FILE       quick mode: serve TLS with this PEM certificate chain\n"
 	           "      --key FILE        quick mode: ... and this PEM private key\n"
+	           "      --cache SIZE      cache every route in SIZE of memory (e.g. 256MiB)\n"
+	           "      --compress        compress responses (br, zstd, gzip)\n"
 	           "      --workers N|auto  shard threads (default: one per CPU)\n"
 	           "      --access-log PATH write an access log to PATH (or 'stdout')\n"
 	           "      --log-level L     error, warn, info (default) or debug\n"
@@ -77,6 +82,8 @@ static void usage(FILE *f)
 	           "Reference: docs/reference.md\n");
 }
 
+static int check_args(const struct options *o);
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longs[] = {
@@ -86,6 +93,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	        {"backend", required_argument, NULL, 'B'},
 	        {"cert", required_argument, NULL, 'C'},
 	        {"key", required_argument, NULL, 'K'},
+	        {"cache", required_argument, NULL, 'M'},
+	        {"compress", no_argument, NULL, 'Z'},
 	        {"workers", required_argument, NULL, 'W'},
 	        {"access-log", required_argument, NULL, 'A'},
 	        {"log-level", required_argument, NULL, 'V'},
@@ -135,6 +144,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'K':
 			o->key = optarg;
 			break;
+		case 'M':
+			o->cache = optarg;
+			break;
+		case 'Z':
+			o->compress = true;
+			break;
 		case 'B':
 			if (o->num_backend == CONFIG_BACKENDS_MAX)
 				return 0;
@@ -148,6 +163,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "ringlb: unexpected argument '%s'\n", argv[optind]);
 		return 0;
 	}
+	return check_args(o);
+}
+
+/* check_args refuses combinations of flags that make no sense. */
+static int check_args(const struct options *o)
+{
 	if (o->config_path != NULL &&
 	    (o->num_listen > 0 || o->num_backend > 0 || o->demo || o->cert != NULL)) {
 		fprintf(stderr,
@@ -187,6 +208,10 @@ static int apply_overrides(struct config *cfg, const struct options *o, char *er
 		} else
 			cfg->workers = (uint32_t)n;
 	}
+	if (o->compress)
+		cfg->compression.enabled = true;
+	if (o->cache != NULL && !config_add_cache(cfg, o->cache, err, len))
+		return 0;
 	if (o->access_log != NULL) {
 		cfg->access_log.enabled = strcmp(o->access_log, "off") != 0;
 		snprintf(cfg->access_log.path, sizeof(cfg->access_log.path), "%s", o->access_log);
@@ -437,6 +462,20 @@ static int control_loop(struct control *ctl)
 	return shard_join_all(ctl->shards, ctl->num_shards, drain_logs, ctl);
 }
 
+static void log_listeners(const struct config *cfg, const struct control *ctl)
+{
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		char tls[256] = "";
+
+		if (ctl->cp.tls[i] != NULL)
+			tls_server_describe(ctl->cp.tls[i], tls, sizeof(tls));
+		rlb_log(LOG_INFO, "listening on %s%s%s%s (%u workers)", cfg->listeners[i].addr.text,
+		        tls[0] ? " with TLS: " : "", tls,
+		        cfg->listeners[i].redirect_https ? " (redirecting to https)" : "",
+		        ctl->num_shards);
+	}
+}
+
 static void free_tls(struct tls_server **tls)
 {
 	for (size_t i = 0; i < CONFIG_LISTENERS_MAX; i++) {
@@ -494,6 +533,10 @@ static int run(struct config *cfg, const char *config_path)
 	}
 	ctl.num_shards = count_workers(cfg);
 	raise_nofile(cfg, ctl.num_shards);
+	if (!caching_boot(cfg, ctl.num_shards, err, sizeof(err))) {
+		fprintf(stderr, "ringlb: %s\n", err);
+		return EXIT_CONFIG;
+	}
 	ctl.reg = rlb_xcalloc(1, sizeof(*ctl.reg));
 	ctl.cp.reg = ctl.reg;
 	/* One cache line of live load per backend uid, shared by all shards
@@ -536,16 +579,7 @@ static int run(struct config *cfg, const char *config_path)
 		fprintf(stderr, "ringlb: cannot start: %s\n", err);
 		status = EXIT_START;
 	} else {
-		for (size_t i = 0; i < cfg->num_listeners; i++) {
-			char tls[256] = "";
-
-			if (ctl.cp.tls[i] != NULL)
-				tls_server_describe(ctl.cp.tls[i], tls, sizeof(tls));
-			rlb_log(LOG_INFO, "listening on %s%s%s%s (%u workers)",
-			        cfg->listeners[i].addr.text, tls[0] ? " with TLS: " : "", tls,
-			        cfg->listeners[i].redirect_https ? " (redirecting to https)" : "",
-			        ctl.num_shards);
-		}
+		log_listeners(cfg, &ctl);
 		if (!health_start())
 			rlb_log(LOG_ERROR, "cannot start the health checker: backends count as up");
 		if (!admin_start(&ctl.cp, err, sizeof(err)))
@@ -558,6 +592,8 @@ static int run(struct config *cfg, const char *config_path)
 	}
 	synchronize_rcu();
 	snapshot_free(snapshot_publish(NULL));
+	rcu_barrier(); /* cache objects waiting for a grace period are freed */
+	caching_shutdown();
 	free_tls(ctl.cp.tls);
 	if (ctl.alog_fd >= 0)
 		close(ctl.alog_fd);

@@ -23,6 +23,7 @@
  */
 #include "core/proxy.h"
 
+#include "core/caching.h"
 #include "core/h2.h"
 
 #include "core/log.h"
@@ -104,7 +105,7 @@ static void conn_update_timer(struct shard *s, struct conn *c)
 			timer_disarm(&s->wheel, &c->timer);
 		return;
 	}
-	if (c->state != CONN_PROXY || c->queued)
+	if (c->state != CONN_PROXY || c->queued || c->cache_waiting)
 		return;
 	/* An HTTP/2 stream whose response (or error page) waits for the
 	 * client's flow-control window is a send that makes no progress. */
@@ -206,6 +207,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	bufq_clear(&c->rin, conn_rinpool(s, c));
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
+	caching_end(s, c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -462,6 +464,9 @@ static void conn_local(struct shard *s, struct conn *c, int status)
 	size_t i;
 	bool ka;
 
+	/* A backend failure with a stale entry at hand: the cache answers. */
+	if (status >= 500 && c->cache_mode == CM_REVAL && caching_stale_on_error(s, c, status))
+		return;
 	error_pages_init();
 	for (i = 0; i < NUM_ERRORS && error_statuses[i] != status; i++)
 		;
@@ -489,6 +494,11 @@ static void conn_local(struct shard *s, struct conn *c, int status)
 	put_head(s, &c->resp_head);
 	c->resp_fwd = 0;
 	s->stats.responses[status / 100]++;
+}
+
+void conn_refuse_cached(struct shard *s, struct conn *c, int status)
+{
+	conn_local(s, c, status);
 }
 
 void conn_refuse(struct shard *s, struct conn *c, int status)
@@ -597,6 +607,7 @@ static void copy_str(char *dst, size_t cap, struct h1_str s)
 /* txn_reset prepares the connection for a new request. */
 static void txn_reset(struct shard *s, struct conn *c)
 {
+	caching_end(s, c);
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
 	memset(&c->scan, 0, sizeof(c->scan));
@@ -924,7 +935,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 {
 	const struct snapshot *snap = snapshot_current();
 	struct h1_str target, host;
-	int32_t pool;
+	int32_t pool, zone;
 	int err;
 
 	if (m->expect_other) {
@@ -948,7 +959,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 		refuse_request(s, c, m, 413);
 		return;
 	}
-	pool = snapshot_route(snap, host_for_route(host.len > 0 ? host : m->host), target);
+	pool = snapshot_route(snap, host_for_route(host.len > 0 ? host : m->host), target, &zone);
 	if (pool < 0) {
 		refuse_request(s, c, m, 404);
 		return;
@@ -968,8 +979,23 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 	c->pool = (uint32_t)pool;
 	c->snap_version = snap->version;
 	c->resp_phase = RESP_CONNECT;
+	c->cache_zone = zone >= 0 ? (uint16_t)(zone + 1) : 0;
+	if (c->cache_zone != 0 && caching_begin(s, c))
+		return; /* served from the cache, or waiting for another fetch */
 	conn_update_timer(s, c);
 	acquire(s, c, false, 503);
+}
+
+void conn_cache_go(struct shard *s, struct conn *c)
+{
+	if (c->cache_mode != CM_SERVE && c->local == NULL && c->pending_status == 0 &&
+	    c->resp_phase == RESP_CONNECT && c->up == NULL) {
+		conn_update_timer(s, c);
+		acquire(s, c, false, 503);
+	}
+	conn_step(s, c);
+	if (c->state != CONN_FREE && c->state != CONN_CLOSING)
+		conn_send_more(s, c);
 }
 
 /* parse_head parses the request head at the front of c->in. Returns
@@ -1078,6 +1104,8 @@ static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 	if (c->resp_body == H1_BODY_LENGTH) {
 		uint64_t take = fresh < c->resp_left ? fresh : c->resp_left;
 
+		if (c->cache_store)
+			caching_tee(s, c, c->resp_fwd, take, false);
 		c->resp_fwd += take;
 		c->resp_left -= take;
 		return c->resp_left == 0;
@@ -1093,9 +1121,13 @@ static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 			r = h1_chunked_decode(&c->resp_chunk, &s->chunk_limits, p, len, &used,
 			                      &data);
 			bufq_cut(&c->rin, conn_rinpool(s, c), c->resp_fwd + data, used - data);
+			if (c->cache_store)
+				caching_tee(s, c, c->resp_fwd, data, false);
 			c->resp_fwd += data;
 		} else {
 			r = h1_chunked_feed(&c->resp_chunk, &s->chunk_limits, p, len, &used);
+			if (c->cache_store)
+				caching_tee(s, c, c->resp_fwd, used, true);
 			c->resp_fwd += used;
 		}
 		if (r == H1_OK)
@@ -1109,7 +1141,7 @@ static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 
 /* ---- the response head ---- */
 
-static void resp_done(struct conn *c);
+static void resp_done(struct shard *s, struct conn *c);
 
 /* forward_interim passes a 1xx response on (RFC 9110 §15.2): never to an
  * HTTP/1.0 client, and never 101, since ringlb does not switch protocols. */
@@ -1196,6 +1228,9 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	fwd.extra.ptr = extra;
 	if (c->sticky_sent != 0)
 		fwd.extra.len = (size_t)sticky_field(s, c, extra, sizeof(extra) - sizeof(sl->hsts));
+	if (c->cache_mode != CM_NONE)
+		fwd.extra.len += caching_extra(c, extra + fwd.extra.len,
+		                               sizeof(extra) - sizeof(sl->hsts) - fwd.extra.len);
 	if (sl->hsts_len > 0 && (c->tls.ssl != NULL || c->h2_stream)) {
 		memcpy(extra + fwd.extra.len, sl->hsts, sl->hsts_len);
 		fwd.extra.len += sl->hsts_len;
@@ -1274,6 +1309,9 @@ static int parse_response(struct shard *s, struct conn *c)
 		conn_local(s, c, 502);
 		return 1;
 	}
+	if (c->cache_mode != CM_NONE && c->cache_mode != CM_SERVE &&
+	    caching_response_head(s, c, &m))
+		return 1; /* the cache answers instead (refreshed or stale entry) */
 	c->status = m.status;
 	c->up_reusable = m.keep_alive;
 	if (c->up != NULL) {
@@ -1295,13 +1333,15 @@ static int parse_response(struct shard *s, struct conn *c)
 	c->resp_left = m.content_length;
 	c->resp_phase = RESP_BODY;
 	if (m.body == H1_BODY_NONE || (m.body == H1_BODY_LENGTH && m.content_length == 0))
-		resp_done(c);
+		resp_done(s, c);
 	return 1;
 }
 
 /* resp_done runs once, when the response's last byte was received. */
-static void resp_done(struct conn *c)
+static void resp_done(struct shard *s, struct conn *c)
 {
+	if (c->cache_store)
+		caching_response_done(s, c);
 	c->resp_phase = RESP_DONE;
 	if (c->req_phase != REQ_DONE)
 		c->close_after = true; /* the rest of the request will not be read */
@@ -1399,12 +1439,14 @@ static void proxy_step(struct shard *s, struct conn *c)
 		return;
 	if (c->up != NULL)
 		up_send_more(s, c->up);
+	if (c->cache_mode == CM_SERVE)
+		caching_feed(s, c);
 	while (parse_response(s, c))
 		;
 	if (c->state != CONN_PROXY)
 		return;
 	if (c->resp_phase == RESP_BODY && classify_response(s, c, &bad))
-		resp_done(c);
+		resp_done(s, c);
 	else if (c->resp_phase == RESP_BODY && bad) {
 		s->stats.upstream_errors++;
 		c->close_after = true;
@@ -1779,6 +1821,8 @@ void conn_on_timer(struct shard *s, struct conn *c)
 		conn_step(s, c);
 		return;
 	case CONN_PROXY:
+		if (caching_on_timer(s, c))
+			return; /* waited for another fetch long enough: fetch alone */
 		s->stats.timeouts++;
 		if (c->queued) {
 			/* queue_timeout: no backend slot freed up in time. */
@@ -1907,7 +1951,7 @@ void conn_upstream_eof(struct shard *s, struct conn *c, bool stale)
 	if (c->resp_phase == RESP_BODY && c->resp_body == H1_BODY_CLOSE) {
 		classify_response(s, c, &bad);
 		c->up_reusable = false;
-		resp_done(c);
+		resp_done(s, c);
 		return;
 	}
 	if (c->resp_phase != RESP_DONE)

@@ -46,6 +46,14 @@ void conn_update_timer_h2(struct shard *s, struct conn *c);
 /* conn_tls_starve waits for TLS buffers to come back, then resumes `c`. */
 void conn_tls_starve(struct shard *s, struct conn *c);
 
+/* conn_refuse_cached answers the routed request with `status` (the cache
+ * cannot serve it: only-if-cached miss, no head buffer). */
+void conn_refuse_cached(struct shard *s, struct conn *c, int status);
+
+/* conn_cache_go resumes a request the cache was holding: served from the
+ * cache now, or sent to a backend. */
+void conn_cache_go(struct shard *s, struct conn *c);
+
 /* conn_tls_resume retries a TLS connection that waited for TLS buffers. */
 void conn_tls_resume(struct shard *s, struct conn *c);
 

@@ -271,6 +271,20 @@ void ring_cancel(struct ring *r, uint64_t target, uint64_t ud)
 	io_uring_sqe_set_data64(sqe, ud);
 }
 
+void ring_msg(struct ring *r, int target_fd, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_msg_ring(sqe, target_fd, 0, ud, 0);
+	io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+int ring_fd(const struct ring *r)
+{
+	return r->uring.ring_fd;
+}
+
 int ring_wait(struct ring *r, uint32_t timeout_ms)
 {
 	struct __kernel_timespec ts = {

@@ -124,6 +124,14 @@ void ring_cancel(struct ring *r, uint64_t target, uint64_t ud);
  * normal). */
 int ring_wait(struct ring *r, uint32_t timeout_ms);
 
+/* ring_msg posts a completion with user_data `ud` to the ring whose file
+ * descriptor is `target_fd` (IORING_OP_MSG_RING): a doorbell. Nothing
+ * completes on `r` unless the message fails. */
+void ring_msg(struct ring *r, int target_fd, uint64_t ud);
+
+/* ring_fd is the ring's file descriptor, for other rings' ring_msg. */
+int ring_fd(const struct ring *r);
+
 /* ring_reap copies up to `max` ready completions into `out` and marks them
  * seen with one CQ advance. Returns how many. */
 uint32_t ring_reap(struct ring *r, struct ring_cqe *out, uint32_t max);

@@ -15,6 +15,7 @@
 #define _LGPL_SOURCE /* inline the QSBR fast paths */
 #include "core/shard.h"
 
+#include "core/caching.h"
 #include "core/h2.h"
 #include "core/log.h"
 #include "core/proxy.h"
@@ -413,8 +414,8 @@ static void dispatch(struct shard *s, const struct ring_cqe *cqe)
 		on_accept(s, slot, cqe);
 		return;
 	}
-	if (op == OP_ACANCEL)
-		return;
+	if (op == OP_ACANCEL || op == OP_WAKE)
+		return; /* a doorbell: caching_run looks at the inboxes every turn */
 	if (op >= OP_CRECV && op <= OP_CCANCEL) {
 		struct conn *c = slot < s->cfg->limits.conns_max ? &s->conns[slot] : NULL;
 
@@ -564,6 +565,7 @@ static void shard_loop(struct shard *s)
 		} while (n == REAP_BATCH);
 		timer_wheel_advance(&s->wheel, s->now_ms, on_timer, s);
 		restart_starved(s);
+		caching_run(s); /* objects to insert, purges, waiters to re-check */
 		resume_accept(s);
 		conn_run_queues(s);
 		up_run_pumps(s);
@@ -648,6 +650,7 @@ struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_s
 	int failed = -1;
 
 	atomic_store(&stop_requested, false);
+	caching_set_shards(shards, n);
 	for (uint32_t i = 0; i < n; i++) {
 		shards[i].id = i;
 		shards[i].cfg = cfg;

@@ -1,6 +1,7 @@
 /* core/snapshot.c — building, publishing and reading snapshots. */
 #include "core/snapshot.h"
 
+#include "core/caching.h"
 #include "core/common.h"
 
 #include <ctype.h>
@@ -115,6 +116,10 @@ static void build_route(struct snap_route *sr, const struct config_route *cr)
 	snprintf(sr->path, sizeof(sr->path), "%s", cr->path);
 	sr->path_len = strlen(sr->path);
 	sr->pool = cr->pool_index;
+	/* Zones are made at start-up: a route keeps its zone across reloads
+	 * by its host and path; one that gained a cache section needs a
+	 * restart (caching_zone_find says -1). */
+	sr->cache_zone = cr->cache.enabled ? caching_zone_find(cr->host, cr->path) : -1;
 }
 
 struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *reg,
@@ -196,8 +201,11 @@ static bool host_matches(const struct snap_route *r, struct h1_str host)
 	return true;
 }
 
-int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path)
+int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path,
+                       int32_t *zone)
 {
+	if (zone != NULL)
+		*zone = -1;
 	if (s->num_routes == 0)
 		return s->num_pools > 0 ? 0 : -1;
 	for (uint32_t i = 0; i < s->num_routes; i++) {
@@ -208,6 +216,8 @@ int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_s
 		if (r->path_len > 0 &&
 		    (path.len < r->path_len || memcmp(path.ptr, r->path, r->path_len) != 0))
 			continue;
+		if (zone != NULL)
+			*zone = r->cache_zone;
 		return (int32_t)r->pool;
 	}
 	/* No route matched: the first pool is the default, as HAProxy's

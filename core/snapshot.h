@@ -30,6 +30,7 @@ struct snap_route {
 	char path[256];   /* prefix; "" = any */
 	size_t host_len, path_len;
 	uint32_t pool;
+	int32_t cache_zone; /* the route's cache zone (core/caching.c), or -1 */
 };
 
 struct snap_pool {
@@ -93,7 +94,9 @@ const struct snapshot *snapshot_current(void);
 
 /* snapshot_route returns the pool index for a request to `host` (port
  * already stripped) and `path`: the first matching route's pool, else the
- * first pool; -1 only when there is no pool at all. */
-int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path);
+ * first pool; -1 only when there is no pool at all. *zone (if not NULL)
+ * gets the matching route's cache zone, or -1. */
+int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path,
+                       int32_t *zone);
 
 #endif

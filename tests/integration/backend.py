@@ -35,6 +35,20 @@ Behaviour by path (the query string is ignored for dispatch):
   /crash-after-head     head with Content-Length 1000000, 1000 bytes, then RST
   /crash-before-head    closes the connection without a response
   /bad-response         a response that is not HTTP
+  /cache/ANY?...         a cacheable resource shaped by the query (values
+                        %-decoded): cc=Cache-Control, expires=SECONDS (from
+                        now), lm=SECONDS (Last-Modified that long ago),
+                        etag=TAG (quoted; If-None-Match matching it gets 304,
+                        as does If-Modified-Since >= lm), vary=FIELDS,
+                        cookie=1 (Set-Cookie), size=N (pattern bytes, else a
+                        text body naming the counter), chunked=1,
+                        type=MEDIA, status=N, delay=MS (before the head),
+                        enc=gzip (a pre-compressed body),
+                        echo=FIELD (the request's FIELD value in X-Echo);
+                        every request to the target is counted
+  /count?t=TARGET       JSON {"n": requests seen for that target (path and
+                        query of a /cache request), "last": its request
+                        fields}
   /stats                JSON {accepted, connections, requests, active}; the
                         /stats requests themselves are not counted, and
                         "connections" counts only connections that served at
@@ -45,6 +59,8 @@ receiver can check any byte range without storing the body.
 """
 
 import argparse
+import email.utils
+import gzip
 import hashlib
 import json
 import random
@@ -52,6 +68,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 import zlib
 
 PATTERN_PERIOD = 65521  # prime, so no buffer size lines up with it by accident
@@ -252,6 +269,9 @@ class Backend:
         self.connections = 0
         self.requests = 0
         self.active = 0
+        self.counts = {}  # /cache targets -> requests seen
+        self.last_headers = {}
+        self.born = int(time.time())
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", port))
@@ -359,6 +379,13 @@ class Backend:
                               "client_cn": cn[0] if cn else None}
             doc.update(body.as_dict())
             return reply(200, json.dumps(doc).encode(), "application/json")
+        if path.startswith("/cache/"):
+            return self.cacheable(sock, req, query, keep)
+        if path == "/count":
+            t = urllib.parse.unquote(query.get("t", ""))
+            with self.lock:
+                doc = {"n": self.counts.get(t, 0), "last": self.last_headers.get(t, {})}
+            return reply(200, json.dumps(doc).encode(), "application/json")
         if path == "/stats":
             with self.lock:
                 doc = {
@@ -439,6 +466,68 @@ class Backend:
             return False
         text = "backend %s %s %s\n" % (self.name, req.method, req.target)
         return reply(200, text.encode())
+
+    def cacheable(self, sock, req, query, keep):
+        """/cache/...: a response shaped by the query (see the module doc)."""
+        q = {k: urllib.parse.unquote(v) for k, v in query.items()}
+        with self.lock:
+            n = self.counts.get(req.target, 0) + 1
+            self.counts[req.target] = n
+            self.last_headers[req.target] = {k.lower(): v for k, v in req.headers}
+        now = int(time.time())
+        extra = [("Date", email.utils.formatdate(now, usegmt=True))]
+        if "cc" in q:
+            extra.append(("Cache-Control", q["cc"]))
+        if "expires" in q:
+            extra.append(("Expires", email.utils.formatdate(now + int(q["expires"]), usegmt=True)))
+        lm = None
+        if "lm" in q:
+            lm = self.born - int(q["lm"])
+            extra.append(("Last-Modified", email.utils.formatdate(lm, usegmt=True)))
+        etag = '"%s"' % q["etag"] if "etag" in q else None
+        if etag:
+            extra.append(("ETag", etag))
+        if "vary" in q:
+            extra.append(("Vary", q["vary"]))
+        if q.get("cookie") == "1":
+            extra.append(("Set-Cookie", "session=%d; Path=/" % n))
+        if "echo" in q:
+            extra.append(("X-Echo", req.get(q["echo"]) or "-"))
+        extra.append(("X-Count", str(n)))
+        inm = req.get("if-none-match")
+        ims = req.get("if-modified-since")
+        fresh = False
+        if etag and inm is not None:
+            fresh = etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*"
+        elif lm is not None and ims is not None:
+            t = email.utils.parsedate_to_datetime(ims).timestamp()
+            fresh = t >= lm
+        if fresh:
+            self.send_response(sock, req, 304, b"", keep, "", extra)
+            return keep
+        status = int(q.get("status", "200"))
+        if "size" in q:
+            payload = bytes(PATTERN_SEND[: int(q["size"])])
+        else:
+            payload = ("count %d of %s\n" % (n, req.target)).encode()
+        if q.get("enc") == "gzip":
+            payload = gzip.compress(payload)
+            extra.append(("Content-Encoding", "gzip"))
+        ctype = q.get("type", "text/plain")
+        if q.get("chunked") == "1":
+            head = self.status_line(status) + "Content-Type: %s\r\n" % ctype
+            head += "".join("%s: %s\r\n" % kv for kv in extra)
+            head += "Transfer-Encoding: chunked\r\n" + self.conn_field(req, keep) + "\r\n"
+            data = head.encode("latin-1")
+            if req.method != "HEAD":
+                for off in range(0, len(payload), 7000):
+                    part = payload[off : off + 7000]
+                    data += b"%x\r\n" % len(part) + part + b"\r\n"
+                data += b"0\r\n\r\n"
+            sock.sendall(data)
+            return keep
+        self.send_response(sock, req, status, payload, keep, ctype, extra)
+        return keep
 
     @staticmethod
     def status_line(code):

@@ -129,7 +129,7 @@ static int32_t route(const struct snapshot *s, const char *host, const char *pat
 	h.len = hl;
 	p.ptr = pbuf + 4;
 	p.len = pl;
-	return snapshot_route(s, h, p);
+	return snapshot_route(s, h, p, NULL);
 }
 
 static void test_build_contents(void **state)

@@ -44,10 +44,10 @@ uint64_t cache_obj_size(const struct cache_obj *o)
 	       o->etag_len + o->body_cap + 5;
 }
 
-struct cache_obj *cache_obj_new(uint64_t h, const char *key, size_t key_len,
-                                const char *vary_names, size_t vary_names_len, const char *vary,
-                                size_t vary_len, const char *head, size_t head_len,
-                                const char *etag, size_t etag_len, uint64_t body_cap)
+struct cache_obj *cache_obj_new(uint64_t h, const char *key, size_t key_len, const char *vary_names,
+                                size_t vary_names_len, const char *vary, size_t vary_len,
+                                const char *head, size_t head_len, const char *etag,
+                                size_t etag_len, uint64_t body_cap)
 {
 	size_t meta = key_len + vary_names_len + vary_len + head_len + etag_len + 5;
 	struct cache_obj *o = malloc(sizeof(*o) + meta + body_cap);
@@ -202,7 +202,8 @@ static void unlink_obj(struct cache_part *p, struct cache_obj *o)
 	for (struct cache_obj *cur = atomic_load_explicit(at, memory_order_relaxed); cur != NULL;
 	     cur = atomic_load_explicit(at, memory_order_relaxed)) {
 		if (cur == o) {
-			rcu_assign_pointer(*at, atomic_load_explicit(&o->next, memory_order_relaxed));
+			rcu_assign_pointer(*at,
+			                   atomic_load_explicit(&o->next, memory_order_relaxed));
 			break;
 		}
 		at = &cur->next;
@@ -285,7 +286,8 @@ static bool key_matches(const struct cache_obj *o, const char *host, const char 
 	t = memchr(h, '\0', (size_t)(end - h));
 	if (t == NULL)
 		return false;
-	if (host[0] != '\0' && ((size_t)(t - h) != strlen(host) || memcmp(h, host, strlen(host)) != 0))
+	if (host[0] != '\0' &&
+	    ((size_t)(t - h) != strlen(host) || memcmp(h, host, strlen(host)) != 0))
 		return false;
 	t++;
 	te = memchr(t, '\0', (size_t)(end - t));
@@ -306,7 +308,8 @@ uint64_t cache_purge(struct cache_zone *z, uint32_t part, const char *host, cons
 		struct cache_obj *o = atomic_load_explicit(&p->buckets[b], memory_order_relaxed);
 
 		while (o != NULL) {
-			struct cache_obj *next = atomic_load_explicit(&o->next, memory_order_relaxed);
+			struct cache_obj *next =
+			        atomic_load_explicit(&o->next, memory_order_relaxed);
 
 			if (key_matches(o, host, target, prefix)) {
 				evict_remove(&p->policy, &o->node);
@@ -315,6 +318,26 @@ uint64_t cache_purge(struct cache_zone *z, uint32_t part, const char *host, cons
 			}
 			o = next;
 		}
+	}
+	return n;
+}
+
+uint64_t cache_remove_key(struct cache_zone *z, uint32_t part, uint64_t h, const char *key,
+                          size_t key_len)
+{
+	struct cache_part *p = &z->parts[part];
+	struct cache_obj *o = atomic_load_explicit(&p->buckets[h & p->mask], memory_order_relaxed);
+	uint64_t n = 0;
+
+	while (o != NULL) {
+		struct cache_obj *next = atomic_load_explicit(&o->next, memory_order_relaxed);
+
+		if (o->hash == h && o->key_len == key_len && memcmp(o->key, key, key_len) == 0) {
+			evict_remove(&p->policy, &o->node);
+			unlink_obj(p, o);
+			n++;
+		}
+		o = next;
 	}
 	return n;
 }
@@ -335,11 +358,12 @@ enum cache_lock_result cache_lock_try(struct cache_zone *z, uint64_t h, uint64_t
 			return CLR_PASS;
 		/* The pass expired: whoever turns it back into a fill owns it. */
 		return atomic_compare_exchange_strong(&l->state, &st, CL_FILLING) ? CLR_FILL
-		                                                                    : CLR_WAIT;
+		                                                                  : CLR_WAIT;
 	}
 	if (cur != 0) {
 		st = atomic_load_explicit(&l->state, memory_order_acquire);
-		if (st != CL_PASS || atomic_load_explicit(&l->until_ms, memory_order_relaxed) > now_ms)
+		if (st != CL_PASS ||
+		    atomic_load_explicit(&l->until_ms, memory_order_relaxed) > now_ms)
 			return CLR_NOLOCK;
 		/* Another key's expired pass: free the slot, then race for it. */
 		if (atomic_compare_exchange_strong(&l->state, &st, CL_FREE))

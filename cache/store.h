@@ -35,15 +35,15 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <urcu/rculist.h>
 #include <urcu-qsbr.h>
+#include <urcu/rculist.h>
 
-#define CACHE_LOCKS        4096  /* fill-lock slots per zone */
-#define CACHE_PASS_MS      10000 /* an unstorable key skips the lock this long */
-#define CACHE_KEY_MAX      1024  /* primary key bytes */
-#define CACHE_VARY_MAX     1024  /* variant signature bytes */
-#define CACHE_KEY_HEADERS  8     /* configured extra key fields */
-#define CACHE_ETAG_MAX     128
+#define CACHE_LOCKS       4096  /* fill-lock slots per zone */
+#define CACHE_PASS_MS     10000 /* an unstorable key skips the lock this long */
+#define CACHE_KEY_MAX     1024  /* primary key bytes */
+#define CACHE_VARY_MAX    1024  /* variant signature bytes */
+#define CACHE_KEY_HEADERS 8     /* configured extra key fields */
+#define CACHE_ETAG_MAX    128
 
 /* One stored response: immutable after cache_obj_publish. */
 struct cache_obj {
@@ -56,6 +56,7 @@ struct cache_obj {
 	_Atomic bool dead;       /* out of the table: lookups skip it */
 	bool linked;             /* owner: in the table */
 	bool release_lock;       /* engine: the owner releases the fill lock once inserted */
+	bool compressible;       /* a plain body that ringlb would compress for some clients */
 	uint8_t enc;             /* content coding of the body (enum zenc) */
 	uint16_t status;
 	uint64_t hash; /* of the primary key */
@@ -75,7 +76,7 @@ struct cache_obj {
 /* Counters one shard writes for one zone; readers sum. */
 struct cache_stats {
 	uint64_t hits, misses, stale, revalidated, coalesced, stores, evictions, purged;
-	uint64_t uncacheable, too_big, bytes_served;
+	uint64_t uncacheable, too_big, bytes_served, refreshes, invalidated;
 } __attribute__((aligned(RLB_CACHELINE)));
 
 struct cache_part {
@@ -102,8 +103,8 @@ enum cache_lock_result {
 };
 
 struct cache_zone {
-	uint32_t index;       /* in the engine's zone table */
-	char host[256];       /* the route it was made for: its identity across reloads */
+	uint32_t index; /* in the engine's zone table */
+	char host[256]; /* the route it was made for: its identity across reloads */
 	char path[256];
 	struct config_cache cfg;
 	struct cache_rules_cfg rules;
@@ -150,10 +151,10 @@ void cache_obj_put(struct cache_obj *o);
  * Vary names and signature, stored head, ETag and `body_cap` body bytes
  * (filled in by the caller, body_len starting at 0). One reference, the
  * caller's. NULL when out of memory. */
-struct cache_obj *cache_obj_new(uint64_t h, const char *key, size_t key_len,
-                                const char *vary_names, size_t vary_names_len, const char *vary,
-                                size_t vary_len, const char *head, size_t head_len,
-                                const char *etag, size_t etag_len, uint64_t body_cap);
+struct cache_obj *cache_obj_new(uint64_t h, const char *key, size_t key_len, const char *vary_names,
+                                size_t vary_names_len, const char *vary, size_t vary_len,
+                                const char *head, size_t head_len, const char *etag,
+                                size_t etag_len, uint64_t body_cap);
 
 /* cache_obj_size is what an object is charged against the budget. */
 uint64_t cache_obj_size(const struct cache_obj *o);
@@ -169,6 +170,12 @@ bool cache_insert(struct cache_zone *z, uint32_t part, struct cache_obj *o, uint
  * when `prefix`. Owner thread only. Returns the number removed. */
 uint64_t cache_purge(struct cache_zone *z, uint32_t part, const char *host, const char *target,
                      bool prefix);
+
+/* cache_remove_key removes every variant stored under key `key` (hash
+ * `h`) from partition `part`. Owner thread only. Returns the number
+ * removed. */
+uint64_t cache_remove_key(struct cache_zone *z, uint32_t part, uint64_t h, const char *key,
+                          size_t key_len);
 
 /* cache_lock_try claims or inspects the fill lock for hash `h`. */
 enum cache_lock_result cache_lock_try(struct cache_zone *z, uint64_t h, uint64_t now_ms);

@@ -2,6 +2,7 @@
 #include "core/caching.h"
 
 #include "cache/store.h"
+#include "core/compressing.h"
 #include "core/log.h"
 #include "core/proxy.h"
 #include "core/ring.h"
@@ -19,6 +20,7 @@ static struct cache_zone *zones[CONFIG_ROUTES_MAX];
 static uint32_t num_zones;
 static struct shard *all_shards;
 static uint32_t num_shards;
+static bool compression_on;
 static _Atomic uint64_t fill_gen; /* bumped whenever a fill ends */
 
 /* A purge asked by the admin thread; each shard gets a message. */
@@ -30,10 +32,24 @@ struct cache_purge {
 	bool prefix;
 };
 
+/* A purge for one shard: a share of an admin purge (req), or the removal
+ * of one key after an unsafe request (req NULL). */
 struct cache_purge_msg {
 	struct cache_purge_msg *next;
 	struct cache_purge *req;
+	struct cache_zone *zone;
+	uint64_t hash;
+	uint32_t key_len;
+	char key[];
 };
+
+static void push_purge(struct shard *t, struct cache_purge_msg *m)
+{
+	m->next = atomic_load_explicit(&t->cache_purges, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&t->cache_purges, &m->next, m,
+	                                              memory_order_release, memory_order_relaxed))
+		;
+}
 
 /* A request head parsed again for the cache, with its key. */
 struct creq {
@@ -49,12 +65,14 @@ struct creq {
 
 int caching_boot(const struct config *cfg, uint32_t nshards, char *err, size_t err_len)
 {
+	compression_on = cfg->compression.enabled;
 	for (size_t i = 0; i < cfg->num_routes; i++) {
 		const struct config_route *r = &cfg->routes[i];
 
 		if (!r->cache.enabled || caching_zone_find(r->host, r->path) >= 0)
 			continue;
-		zones[num_zones] = cache_zone_new(&r->cache, r->host, r->path, nshards, err, err_len);
+		zones[num_zones] =
+		        cache_zone_new(&r->cache, r->host, r->path, nshards, err, err_len);
 		if (zones[num_zones] == NULL)
 			return 0;
 		zones[num_zones]->index = num_zones;
@@ -119,14 +137,21 @@ static bool parse_req(struct shard *s, struct conn *c, struct creq *r)
 	                     &lim, &r->m) != H1_OK)
 		return false;
 	r->head = h1_str_ieq(r->m.method, "HEAD");
-	r->key_len = cache_key_build(r->key, sizeof(r->key), r->head ? get : r->m.method,
-	                             r->m.host, r->m.target, z->key_headers, z->num_key_headers,
-	                             r->m.headers, r->m.num_headers);
+	r->key_len = cache_key_build(r->key, sizeof(r->key), r->head ? get : r->m.method, r->m.host,
+	                             r->m.target, z->key_headers, z->num_key_headers, r->m.headers,
+	                             r->m.num_headers);
 	if (r->key_len == 0)
 		return false;
 	r->hash = XXH3_64bits(r->key, r->key_len);
 	cache_req_from_headers(&r->rq, r->m.headers, r->m.num_headers);
 	return true;
+}
+
+/* ae_norm is what a Vary on Accept-Encoding compares when ringlb
+ * compresses: the negotiated coding, not the client's exact wording. */
+static const char *ae_norm(uint8_t enc)
+{
+	return compression_on ? zenc_names[enc] : NULL;
 }
 
 struct match_arg {
@@ -143,13 +168,16 @@ static bool match_variant(const struct cache_obj *o, void *arg)
 	struct h1_header vh;
 	size_t n;
 
-	if (o->enc != a->enc)
+	/* The coding wanted, or the plain variant of a response that is never
+	 * compressed (an image for a client that accepts br). */
+	if (o->enc != a->enc && (a->enc == 0 || o->enc != 0 || o->compressible))
 		return false;
 	if (o->vary_names_len == 0)
 		return true;
 	vh.name = (struct h1_str){"Vary", 4};
 	vh.value = (struct h1_str){o->vary_names, o->vary_names_len};
-	n = cache_vary_sig(a->sig, sizeof(a->sig), &vh, 1, a->m->headers, a->m->num_headers, NULL);
+	n = cache_vary_sig(a->sig, sizeof(a->sig), &vh, 1, a->m->headers, a->m->num_headers,
+	                   ae_norm(a->enc));
 	return n == o->vary_len && memcmp(a->sig, o->vary, n) == 0;
 }
 
@@ -205,9 +233,9 @@ static const char *label_name(uint8_t l)
  * carries over from the stored response (RFC 9110 §15.4.5). */
 static bool kept_in_304(const char *p, size_t len)
 {
-	static const char *const names[] = {"cache-control:", "content-location:", "date:",
-	                                    "etag:",          "expires:",          "vary:",
-	                                    "last-modified:"};
+	static const char *const names[] = {
+	        "cache-control:", "content-location:", "date:", "etag:", "expires:",
+	        "vary:",          "last-modified:"};
 
 	for (size_t i = 0; i < RLB_ARRAY_LEN(names); i++) {
 		size_t n = strlen(names[i]);
@@ -407,6 +435,38 @@ static bool make_conditional(struct shard *s, struct conn *c, const struct cache
 	return true;
 }
 
+/* refresh_in_background revalidates a stale entry served within its
+ * stale-while-revalidate window (RFC 5861 §3) on a fetch of its own, unless
+ * another fetch for the key already runs. */
+static void refresh_in_background(struct shard *s, struct conn *c, const struct creq *r,
+                                  struct cache_obj *o)
+{
+	struct cache_zone *z = zone_of(c);
+	struct conn *bg;
+
+	if (cache_lock_try(z, r->hash, s->now_ms) != CLR_FILL)
+		return;
+	bg = conn_spawn_bg(s, c);
+	if (bg == NULL) {
+		cache_lock_release(z, r->hash, false, s->now_ms);
+		return;
+	}
+	bg->cache_zone = c->cache_zone;
+	bg->cache_enc = c->cache_enc;
+	bg->cache_hash = r->hash;
+	bg->cache_locked = true;
+	bg->cache_req_time = now_s();
+	if (make_conditional(s, bg, o)) {
+		cache_obj_get(o);
+		bg->cstale = o;
+		bg->cache_mode = CM_REVAL;
+	} else {
+		bg->cache_mode = CM_FILL;
+	}
+	stats_of(s, c)->refreshes++;
+	conn_cache_go(s, bg);
+}
+
 /* begin_wait parks `c` until the fetch running for its key ends. */
 static void begin_wait(struct shard *s, struct conn *c)
 {
@@ -477,6 +537,8 @@ static bool decide(struct shard *s, struct conn *c, struct creq *r)
 			end_wait(s, c);
 			stats_of(s, c)->hits += use == CACHE_FRESH;
 			stats_of(s, c)->stale += use != CACHE_FRESH;
+			if (use == CACHE_STALE_SWR && !r->head)
+				refresh_in_background(s, c, r, o);
 			serve_hit(s, c, r, o, use == CACHE_FRESH ? CL_HIT : CL_STALE);
 			return true;
 		}
@@ -524,10 +586,16 @@ bool caching_begin(struct shard *s, struct conn *c)
 	struct creq r;
 
 	c->cache_mode = CM_NONE;
-	c->cache_enc = 0;
-	if (zone_of(c) == NULL || c->req_body != H1_BODY_NONE || !parse_req(s, c, &r))
+	if (zone_of(c) == NULL || !parse_req(s, c, &r))
 		return false;
-	if (!h1_str_ieq(r.m.method, "GET") && !h1_str_ieq(r.m.method, "HEAD"))
+	if (!h1_str_ieq(r.m.method, "GET") && !h1_str_ieq(r.m.method, "HEAD")) {
+		/* RFC 9111 §4.4: a successful unsafe request invalidates what is
+		 * stored for its target (at the response: caching_response_head). */
+		if (!h1_str_ieq(r.m.method, "OPTIONS") && !h1_str_ieq(r.m.method, "TRACE"))
+			c->cache_mode = CM_UNSAFE;
+		return false;
+	}
+	if (c->req_body != H1_BODY_NONE)
 		return false;
 	c->cache_wait_until = 0;
 	c->cache_req_time = now_s();
@@ -572,9 +640,9 @@ bool caching_on_timer(struct shard *s, struct conn *c)
  * hop-by-hop fields, Age (recomputed) and our own label do not. */
 static bool stored_field(const struct cache_zone *z, struct h1_str name)
 {
-	static const char *const skip[] = {"Connection",        "Keep-Alive", "Proxy-Connection",
-	                                   "TE",                "Trailer",    "Transfer-Encoding",
-	                                   "Upgrade",           "Content-Length", "Age"};
+	static const char *const skip[] = {"Connection", "Keep-Alive",     "Proxy-Connection",
+	                                   "TE",         "Trailer",        "Transfer-Encoding",
+	                                   "Upgrade",    "Content-Length", "Age"};
 
 	for (size_t i = 0; i < RLB_ARRAY_LEN(skip); i++)
 		if (h1_str_ieq(name, skip[i]))
@@ -662,7 +730,8 @@ static struct cache_obj *build_obj(struct shard *s, struct conn *c, const struct
 	if (nl > 0) {
 		struct h1_header vh = {{"Vary", 4}, {names, nl}};
 
-		sl = cache_vary_sig(sig, sizeof(sig), &vh, 1, r->m.headers, r->m.num_headers, NULL);
+		sl = cache_vary_sig(sig, sizeof(sig), &vh, 1, r->m.headers, r->m.num_headers,
+		                    ae_norm(c->zwant));
 		if (sl == SIZE_MAX)
 			return NULL;
 	}
@@ -678,7 +747,8 @@ static struct cache_obj *build_obj(struct shard *s, struct conn *c, const struct
 	    (o->times.sie == CC_UNSET || o->times.sie < (int64_t)(z->cfg.stale_if_error_ms / 1000)))
 		o->times.sie = (int64_t)(z->cfg.stale_if_error_ms / 1000);
 	o->status = (uint16_t)m->status;
-	o->enc = c->cache_enc;
+	o->enc = c->zon ? c->zwant : 0;
+	o->compressible = !c->zon && zx_eligible(s, c, m);
 	o->date = rs.date;
 	o->last_modified = rs.last_modified;
 	o->zone = (void *)z;
@@ -817,6 +887,12 @@ static bool refresh(struct shard *s, struct conn *c, const struct creq *r, const
 	cache_obj_put(old);
 	c->cstale = NULL;
 	stats_of(s, c)->revalidated++;
+	if (c->bg) {
+		/* a background refresh: nobody to serve, the 304 is dropped */
+		cache_obj_put(o);
+		c->cache_mode = CM_PASS;
+		return false;
+	}
 	serve(s, c, o, CL_REVALIDATED);
 	return true;
 fail:
@@ -830,6 +906,8 @@ static bool serve_stale(struct shard *s, struct conn *c, const struct creq *r)
 {
 	struct cache_req_info none;
 
+	if (c->bg)
+		return false; /* a background refresh has nobody to serve */
 	if (r == NULL) {
 		cc_init(&none.cc);
 		none.authorization = none.pragma_no_cache = false;
@@ -888,11 +966,49 @@ static void start_store(struct shard *s, struct conn *c, const struct creq *r,
 	memset(&c->cache_chunk, 0, sizeof(c->cache_chunk));
 }
 
+/* invalidate removes every variant stored for the target of the unsafe
+ * request `r` (the key a GET to it would have); its owner does it. */
+static void invalidate(struct shard *s, struct conn *c, struct creq *r)
+{
+	struct cache_zone *z = zone_of(c);
+	struct h1_str get = {"GET", 3};
+	struct cache_purge_msg *msg;
+	uint32_t owner;
+
+	r->key_len =
+	        cache_key_build(r->key, sizeof(r->key), get, r->m.host, r->m.target, z->key_headers,
+	                        z->num_key_headers, r->m.headers, r->m.num_headers);
+	if (r->key_len == 0)
+		return;
+	r->hash = XXH3_64bits(r->key, r->key_len);
+	owner = cache_owner(z, r->hash);
+	stats_of(s, c)->invalidated++;
+	if (owner == s->id || all_shards == NULL) {
+		cache_remove_key(z, s->id, r->hash, r->key, r->key_len);
+		return;
+	}
+	msg = malloc(sizeof(*msg) + r->key_len);
+	if (msg == NULL)
+		return;
+	msg->req = NULL;
+	msg->zone = z;
+	msg->hash = r->hash;
+	msg->key_len = r->key_len;
+	memcpy(msg->key, r->key, r->key_len);
+	push_purge(&all_shards[owner], msg);
+	ring_msg(&s->ring, ring_fd(&all_shards[owner].ring), ring_ud(OP_WAKE, 0, 0));
+}
+
 bool caching_response_head(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
 	struct creq r;
 	bool have;
 
+	if (c->cache_mode == CM_UNSAFE) {
+		if (m->status < 400 && parse_req(s, c, &r))
+			invalidate(s, c, &r);
+		return false;
+	}
 	if (c->cache_mode != CM_FILL && c->cache_mode != CM_REVAL && c->cache_mode != CM_PASS)
 		return false;
 	have = parse_req(s, c, &r);
@@ -908,6 +1024,21 @@ bool caching_response_head(struct shard *s, struct conn *c, const struct h1_msg 
 	}
 	start_store(s, c, &r, m);
 	return false;
+}
+
+void caching_tee_mem(struct shard *s, struct conn *c, const char *p, size_t len)
+{
+	struct cache_obj *o = c->cobj;
+
+	if (!c->cache_store || o == NULL || len == 0)
+		return;
+	if (o->body_len + len > o->body_cap) {
+		stats_of(s, c)->too_big++;
+		drop_builder(s, c, true);
+		return;
+	}
+	memcpy(o->body + o->body_len, p, len);
+	o->body_len += len;
 }
 
 void caching_tee(struct shard *s, struct conn *c, uint64_t off, uint64_t len, bool chunked)
@@ -955,9 +1086,9 @@ void caching_response_done(struct shard *s, struct conn *c)
 	c->cobj = NULL;
 	if (o->body_cap > o->body_len + 4096) {
 		/* a chunked body: keep only what it needs */
-		struct cache_obj *t = cache_obj_new(o->hash, o->key, o->key_len, o->vary_names,
-		                                    o->vary_names_len, o->vary, o->vary_len, o->head,
-		                                    o->head_len, o->etag, o->etag_len, o->body_len);
+		struct cache_obj *t = cache_obj_new(
+		        o->hash, o->key, o->key_len, o->vary_names, o->vary_names_len, o->vary,
+		        o->vary_len, o->head, o->head_len, o->etag, o->etag_len, o->body_len);
 
 		if (t != NULL) {
 			memcpy(t->body, o->body, o->body_len);
@@ -992,7 +1123,7 @@ size_t caching_extra(const struct conn *c, char *out, size_t cap)
 	int n;
 
 	if (z == NULL || z->cfg.header[0] == '\0' || c->cache_mode == CM_NONE ||
-	    c->cache_mode == CM_SERVE)
+	    c->cache_mode == CM_SERVE || c->cache_mode == CM_UNSAFE)
 		return 0;
 	n = snprintf(out, cap, "%s: MISS\r\n", z->cfg.header);
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
@@ -1028,6 +1159,12 @@ static void run_purges(struct shard *s)
 		struct cache_purge_msg *next = m->next;
 		uint64_t n = 0;
 
+		if (m->req == NULL) { /* an unsafe request's target */
+			cache_remove_key(m->zone, s->id, m->hash, m->key, m->key_len);
+			free(m);
+			m = next;
+			continue;
+		}
 		for (uint32_t i = 0; i < num_zones; i++) {
 			uint64_t k = cache_purge(zones[i], s->id, m->req->host, m->req->target,
 			                         m->req->prefix);
@@ -1108,11 +1245,7 @@ int64_t caching_purge(const char *host, const char *target, bool prefix)
 			continue;
 		}
 		m->req = req;
-		m->next = atomic_load_explicit(&t->cache_purges, memory_order_relaxed);
-		while (!atomic_compare_exchange_weak_explicit(&t->cache_purges, &m->next, m,
-		                                              memory_order_release,
-		                                              memory_order_relaxed))
-			;
+		push_purge(t, m);
 	}
 	for (int i = 0; i < PURGE_WAIT_MS && atomic_load(&req->pending) > 0; i++)
 		usleep(1000);
@@ -1150,6 +1283,8 @@ size_t caching_stats_json(char *out, size_t cap)
 			t.uncacheable += st->uncacheable;
 			t.too_big += st->too_big;
 			t.bytes_served += st->bytes_served;
+			t.refreshes += st->refreshes;
+			t.invalidated += st->invalidated;
 			bytes += atomic_load_explicit(&z->parts[p].bytes, memory_order_relaxed);
 			count += atomic_load_explicit(&z->parts[p].count, memory_order_relaxed);
 		}
@@ -1158,7 +1293,8 @@ size_t caching_stats_json(char *out, size_t cap)
 		             "\"objects\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,"
 		             "\"revalidated\":%llu,\"coalesced\":%llu,\"stores\":%llu,"
 		             "\"evictions\":%llu,\"purged\":%llu,\"uncacheable\":%llu,"
-		             "\"too_big\":%llu,\"bytes_served\":%llu}",
+		             "\"too_big\":%llu,\"bytes_served\":%llu,\"refreshes\":%llu,"
+		             "\"invalidated\":%llu}",
 		             i > 0 ? "," : "", z->host, z->path, (unsigned long long)z->cfg.memory,
 		             (unsigned long long)bytes, (unsigned long long)count,
 		             (unsigned long long)t.hits, (unsigned long long)t.misses,
@@ -1166,7 +1302,8 @@ size_t caching_stats_json(char *out, size_t cap)
 		             (unsigned long long)t.coalesced, (unsigned long long)t.stores,
 		             (unsigned long long)t.evictions, (unsigned long long)t.purged,
 		             (unsigned long long)t.uncacheable, (unsigned long long)t.too_big,
-		             (unsigned long long)t.bytes_served);
+		             (unsigned long long)t.bytes_served, (unsigned long long)t.refreshes,
+		             (unsigned long long)t.invalidated);
 		if (n < 0 || (size_t)n >= cap - len)
 			return 0;
 		len += (size_t)n;

@@ -33,6 +33,7 @@ enum cache_mode {
 	CM_PASS,     /* fetching; the response is not stored */
 	CM_WAIT,     /* waiting for another fetch of the same key */
 	CM_SERVE,    /* the response comes from cobj */
+	CM_UNSAFE,   /* an unsafe method: a success invalidates the target's entries */
 };
 
 /* What the X-Cache field says (conn.cache_label). */
@@ -71,6 +72,10 @@ bool caching_response_head(struct shard *s, struct conn *c, const struct h1_msg 
  * into the object being built; `chunked` when they still carry the
  * chunked framing. */
 void caching_tee(struct shard *s, struct conn *c, uint64_t off, uint64_t len, bool chunked);
+
+/* caching_tee_mem copies `len` body bytes at `p` (a compressed body) into
+ * the object being built. */
+void caching_tee_mem(struct shard *s, struct conn *c, const char *p, size_t len);
 
 /* caching_response_done runs when the backend's response is complete:
  * the object goes to its owner. */

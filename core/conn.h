@@ -22,6 +22,7 @@
 #include "core/budget.h"
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/compress.h"
 #include "core/config.h"
 #include "core/h1.h"
 #include "core/ring.h"
@@ -203,6 +204,7 @@ struct conn {
 	bool h2_in_dirty;   /* stream: in the parent's to-run list */
 	bool h2_bad;        /* stream: refused while its head arrived; parent: failed */
 	bool h2_stream;     /* an HTTP/2 stream (its parent may be gone) */
+	bool bg;            /* a background fetch (cache refresh): no client, output dropped */
 
 	/* HTTP cache (core/caching.c) */
 	uint8_t cache_mode;            /* enum cache_mode */
@@ -221,6 +223,16 @@ struct conn {
 	uint64_t cobj_fed;             /* serving: body bytes copied into rin */
 	struct h1_chunked cache_chunk; /* building: decoder of a chunked body */
 	struct conn *cache_wait_next;
+
+	/* On-the-fly compression (core/compressing.c) */
+	uint8_t zwant;      /* the coding the client accepts best (enum zenc); 0 = identity */
+	bool zon;           /* this response is compressed: its body goes out of zq */
+	bool zchunk;        /* the compressed body is framed chunked (HTTP/1.1 client) */
+	bool zfinish;       /* the raw body is complete: the encoder finishes */
+	bool zended;        /* the encoder wrote its last byte */
+	struct zstream *zs; /* the encoder, until it ended */
+	uint64_t zraw;      /* raw body bytes classified at the front of rin */
+	struct bufq zq;     /* compressed bytes to send (TLS buffers) */
 };
 
 enum upconn_state {
@@ -351,6 +363,8 @@ struct shard {
 	time_t log_when;   /* the second log_date was formatted for */
 	char log_date[32]; /* access-log date, "27/Nov/2026:18:59:05 +0000" */
 	struct shard_stats stats;
+
+	struct zpool zpool; /* encoders (core/compressing.c) */
 
 	/* HTTP cache (core/caching.c) */
 	struct h1_header cache_headers[CONN_HEADERS_MAX]; /* parse scratch */

@@ -363,7 +363,7 @@ static const char *body_run(struct shard *s, struct conn *c, size_t *len)
 		return c->local + c->local_sent;
 	}
 	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
-		const char *p = bufq_front(&c->rin, conn_rinpool(s, c), len);
+		const char *p = bufq_front(conn_bodyq(c), conn_bodypool(s, c), len);
 
 		if (*len > c->resp_fwd)
 			*len = (size_t)c->resp_fwd;

@@ -7,6 +7,7 @@
  */
 #include "core/admin.h"
 #include "core/caching.h"
+#include "core/compressing.h"
 #include "core/config.h"
 #include "core/demo.h"
 #include "core/health.h"
@@ -533,6 +534,7 @@ static int run(struct config *cfg, const char *config_path)
 	}
 	ctl.num_shards = count_workers(cfg);
 	raise_nofile(cfg, ctl.num_shards);
+	compressing_boot(cfg);
 	if (!caching_boot(cfg, ctl.num_shards, err, sizeof(err))) {
 		fprintf(stderr, "ringlb: %s\n", err);
 		return EXIT_CONFIG;

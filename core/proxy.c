@@ -24,6 +24,7 @@
 #include "core/proxy.h"
 
 #include "core/caching.h"
+#include "core/compressing.h"
 #include "core/h2.h"
 
 #include "core/log.h"
@@ -208,6 +209,7 @@ static void conn_free(struct shard *s, struct conn *c)
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
 	caching_end(s, c);
+	zx_end(s, c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -294,7 +296,7 @@ static const char *pending_plain(struct shard *s, struct conn *c, size_t *out_le
 		return hpool_data(&s->heads, (uint32_t)c->resp_head) + c->resp_head_sent;
 	}
 	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
-		const char *p = bufq_front(&c->rin, conn_rinpool(s, c), out_len);
+		const char *p = bufq_front(conn_bodyq(c), conn_bodypool(s, c), out_len);
 
 		if (*out_len > c->resp_fwd)
 			*out_len = (size_t)c->resp_fwd;
@@ -369,6 +371,19 @@ static void tls_send_now(struct shard *s, struct conn *c)
 	conn_update_timer(s, c);
 }
 
+/* bg_discard drops what a background fetch would send: nobody reads it.
+ * proxy_step calls it where it would send, so the transaction moves on. */
+static void bg_discard(struct shard *s, struct conn *c)
+{
+	for (int turns = 0; turns < 1024; turns++) {
+		size_t len;
+
+		if (pending_plain(s, c, &len) == NULL || len == 0)
+			break;
+		conn_account_sent(s, c, len);
+	}
+}
+
 static void conn_send_now(struct shard *s, struct conn *c)
 {
 	int n = 0;
@@ -378,6 +393,10 @@ static void conn_send_now(struct shard *s, struct conn *c)
 		return;
 	if (c->h2_stream) {
 		h2_stream_send(s, c);
+		return;
+	}
+	if (c->bg) {
+		bg_discard(s, c);
 		return;
 	}
 	if (c->tls.ssl != NULL) {
@@ -398,8 +417,8 @@ static void conn_send_now(struct shard *s, struct conn *c)
 		if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
 			uint64_t more = 0;
 
-			n += bufq_iov(&c->rin, conn_rinpool(s, c), 0, c->resp_fwd, c->iov + n,
-			              CONN_IOV_MAX - n, &more);
+			n += bufq_iov(conn_bodyq(c), conn_bodypool(s, c), 0, c->resp_fwd,
+			              c->iov + n, CONN_IOV_MAX - n, &more);
 			bytes += more;
 		}
 	}
@@ -608,6 +627,7 @@ static void copy_str(char *dst, size_t cap, struct h1_str s)
 static void txn_reset(struct shard *s, struct conn *c)
 {
 	caching_end(s, c);
+	zx_end(s, c);
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
 	memset(&c->scan, 0, sizeof(c->scan));
@@ -636,6 +656,7 @@ static void txn_reset(struct shard *s, struct conn *c)
 	c->sticky_idx = -1;
 	c->sticky_sent = 0;
 	c->method[0] = c->target[0] = '\0';
+	c->zwant = 0;
 }
 
 /* note_request records what the transaction needs from the parsed head,
@@ -969,6 +990,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 		refuse_request(s, c, m, err);
 		return;
 	}
+	zx_request(s, c, m);
 	c->lb_hash = snap->pools[pool].hash_key != CONFIG_HASH_NONE
 	                     ? request_hash(&snap->pools[pool], c, m)
 	                     : 0;
@@ -980,10 +1002,45 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 	c->snap_version = snap->version;
 	c->resp_phase = RESP_CONNECT;
 	c->cache_zone = zone >= 0 ? (uint16_t)(zone + 1) : 0;
+	c->cache_enc = c->zwant;
 	if (c->cache_zone != 0 && caching_begin(s, c))
 		return; /* served from the cache, or waiting for another fetch */
 	conn_update_timer(s, c);
 	acquire(s, c, false, 503);
+}
+
+static void conn_init(struct shard *s, struct conn *c, int fd, uint32_t listener);
+
+struct conn *conn_spawn_bg(struct shard *s, const struct conn *from)
+{
+	struct conn *c;
+	int32_t h;
+
+	if (s->conn_nfree == 0 || s->draining || from->req_head < 0)
+		return NULL;
+	h = hpool_get(&s->heads);
+	if (h < 0)
+		return NULL;
+	c = &s->conns[s->conn_free[--s->conn_nfree]];
+	RLB_ASSERT(c->state == CONN_FREE && c->ops == 0);
+	s->conns_active++;
+	conn_init(s, c, -1, from->listener);
+	c->bg = true;
+	memcpy(hpool_data(&s->heads, (uint32_t)h), hpool_data(&s->heads, (uint32_t)from->req_head),
+	       from->req_head_len);
+	c->req_head = h;
+	c->req_head_len = from->req_head_len;
+	c->state = CONN_PROXY;
+	c->req_phase = REQ_DONE;
+	c->resp_phase = RESP_CONNECT;
+	c->idempotent = true;
+	c->pool = from->pool;
+	c->snap_version = from->snap_version;
+	c->lb_hash = from->lb_hash;
+	c->zwant = from->zwant;
+	c->t_start_ms = s->now_ms;
+	memcpy(c->peer, from->peer, sizeof(c->peer));
+	return c;
 }
 
 void conn_cache_go(struct shard *s, struct conn *c)
@@ -1092,27 +1149,31 @@ static int classify_request(struct shard *s, struct conn *c)
  * send; for an HTTP/1.0 client a chunked body is de-chunked in place. */
 static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 {
-	uint64_t fresh = c->rin.bytes - c->resp_fwd;
+	/* Compressing, the classified raw bytes wait in rin for the encoder
+	 * (zraw); otherwise they are the ones to send (resp_fwd). */
+	uint64_t *fwd = c->zon ? &c->zraw : &c->resp_fwd;
+	uint64_t fresh = c->rin.bytes - *fwd;
+	bool tee = c->cache_store && !c->zon;
 
 	*out_bad = false;
 	if (c->resp_phase != RESP_BODY || fresh == 0)
 		return c->resp_phase == RESP_DONE;
 	if (c->resp_body == H1_BODY_CLOSE) {
-		c->resp_fwd += fresh;
+		*fwd += fresh;
 		return false;
 	}
 	if (c->resp_body == H1_BODY_LENGTH) {
 		uint64_t take = fresh < c->resp_left ? fresh : c->resp_left;
 
-		if (c->cache_store)
-			caching_tee(s, c, c->resp_fwd, take, false);
-		c->resp_fwd += take;
+		if (tee)
+			caching_tee(s, c, *fwd, take, false);
+		*fwd += take;
 		c->resp_left -= take;
 		return c->resp_left == 0;
 	}
 	for (;;) {
 		size_t len, used = 0, data = 0;
-		char *p = bufq_run(&c->rin, conn_rinpool(s, c), c->resp_fwd, &len);
+		char *p = bufq_run(&c->rin, conn_rinpool(s, c), *fwd, &len);
 		enum h1_result r;
 
 		if (p == NULL)
@@ -1120,15 +1181,15 @@ static bool classify_response(struct shard *s, struct conn *c, bool *out_bad)
 		if (c->resp_dechunk) {
 			r = h1_chunked_decode(&c->resp_chunk, &s->chunk_limits, p, len, &used,
 			                      &data);
-			bufq_cut(&c->rin, conn_rinpool(s, c), c->resp_fwd + data, used - data);
-			if (c->cache_store)
-				caching_tee(s, c, c->resp_fwd, data, false);
-			c->resp_fwd += data;
+			bufq_cut(&c->rin, conn_rinpool(s, c), *fwd + data, used - data);
+			if (tee)
+				caching_tee(s, c, *fwd, data, false);
+			*fwd += data;
 		} else {
 			r = h1_chunked_feed(&c->resp_chunk, &s->chunk_limits, p, len, &used);
-			if (c->cache_store)
-				caching_tee(s, c, c->resp_fwd, used, true);
-			c->resp_fwd += used;
+			if (tee)
+				caching_tee(s, c, *fwd, used, true);
+			*fwd += used;
 		}
 		if (r == H1_OK)
 			return true;
@@ -1256,11 +1317,27 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	return 0;
 }
 
+/* cache_takes_over lets compression rewrite a final head (for a compressed
+ * body) and the cache see it; true when the cache answers instead. */
+static bool cache_takes_over(struct shard *s, struct conn *c, struct h1_msg *m)
+{
+	if (c->zwant != 0)
+		zx_response(s, c, m);
+	if (c->cache_mode != CM_NONE && c->cache_mode != CM_SERVE &&
+	    caching_response_head(s, c, m)) {
+		zx_end(s, c);
+		return true;
+	}
+	return false;
+}
+
 /* parse_response parses heads at the front of c->rin until the final one.
  * Returns 1 when progress was made, 0 when it must wait. */
 static int parse_response(struct shard *s, struct conn *c)
 {
 	struct h1_msg m;
+	enum h1_body orig_body;
+	uint64_t orig_length;
 	enum h1_result r;
 	size_t len;
 	char *p;
@@ -1309,8 +1386,9 @@ static int parse_response(struct shard *s, struct conn *c)
 		conn_local(s, c, 502);
 		return 1;
 	}
-	if (c->cache_mode != CM_NONE && c->cache_mode != CM_SERVE &&
-	    caching_response_head(s, c, &m))
+	orig_body = m.body;
+	orig_length = m.content_length;
+	if (cache_takes_over(s, c, &m))
 		return 1; /* the cache answers instead (refreshed or stale entry) */
 	c->status = m.status;
 	c->up_reusable = m.keep_alive;
@@ -1319,6 +1397,12 @@ static int parse_response(struct shard *s, struct conn *c)
 		up_report(s, c->up, c->pool, m.status < 500);
 	}
 	err = write_final_head(s, c, &m);
+	if (c->zon) {
+		/* the backend's framing, for classifying its raw body */
+		m.body = orig_body;
+		m.content_length = orig_length;
+		c->resp_dechunk = orig_body == H1_BODY_CHUNKED;
+	}
 	if (err != 0) {
 		if (c->up != NULL)
 			up_close(s, c->up);
@@ -1362,7 +1446,7 @@ static void release_upstream(struct shard *s, struct conn *c)
 		return;
 	req_sent =
 	        c->req_phase == REQ_DONE && c->req_fwd == 0 && c->req_head_sent == c->req_head_len;
-	clean = c->rin.bytes == c->resp_fwd;
+	clean = c->rin.bytes == (c->zon ? c->zraw : c->resp_fwd);
 	up_finish(s, u, c->up_reusable && req_sent && clean && !c->resp_aborted && !s->draining);
 }
 
@@ -1405,6 +1489,10 @@ static bool txn_complete(const struct conn *c)
 
 static void txn_finish(struct shard *s, struct conn *c)
 {
+	if (c->bg) {
+		conn_abort(s, c); /* a background fetch ends with its transaction */
+		return;
+	}
 	txn_log(s, c);
 	if (c->h2_stream) {
 		h2_stream_finish(s, c);
@@ -1445,15 +1533,22 @@ static void proxy_step(struct shard *s, struct conn *c)
 		;
 	if (c->state != CONN_PROXY)
 		return;
-	if (c->resp_phase == RESP_BODY && classify_response(s, c, &bad))
-		resp_done(s, c);
-	else if (c->resp_phase == RESP_BODY && bad) {
+	if (c->resp_phase == RESP_BODY && classify_response(s, c, &bad)) {
+		if (c->zon)
+			c->zfinish = true; /* done once the encoder has ended */
+		else
+			resp_done(s, c);
+	} else if (c->resp_phase == RESP_BODY && bad) {
 		s->stats.upstream_errors++;
 		c->close_after = true;
 		if (c->up != NULL)
 			up_close(s, c->up);
 		c->resp_phase = RESP_DONE; /* send what is valid, then close */
 	}
+	if (c->zon && c->resp_phase == RESP_BODY && zx_step(s, c))
+		resp_done(s, c);
+	if (c->bg)
+		bg_discard(s, c);
 	release_upstream(s, c);
 	conn_send_more(s, c);
 	if (c->up != NULL) {
@@ -1582,6 +1677,9 @@ static void conn_init(struct shard *s, struct conn *c, int fd, uint32_t listener
 	c->req_head = c->resp_head = -1;
 	bufq_init(&c->in);
 	bufq_init(&c->rin);
+	bufq_init(&c->zq);
+	c->zs = NULL;
+	c->zon = false;
 	txn_reset(s, c);
 	c->h2 = NULL;
 	c->h2_parent = c->h2_next = c->h2_streams = c->h2_dirty_next = c->h2_dirty = NULL;
@@ -1596,6 +1694,7 @@ static void conn_init(struct shard *s, struct conn *c, int fd, uint32_t listener
 	c->h2_line_done = c->h2_chunked = c->h2_has_length = c->h2_submitted = false;
 	c->h2_deferred = c->h2_closed = c->h2_done = c->h2_in_dirty = c->h2_bad = false;
 	c->h2_stream = false;
+	c->bg = false;
 }
 
 void conn_init_stream(struct shard *s, struct conn *c, struct conn *parent)
@@ -1752,7 +1851,7 @@ void conn_account_sent(struct shard *s, struct conn *c, uint64_t n)
 	}
 	if (n > 0) {
 		RLB_ASSERT(n <= c->resp_fwd);
-		bufq_consume(&c->rin, conn_rinpool(s, c), n);
+		bufq_consume(conn_bodyq(c), conn_bodypool(s, c), n);
 		c->resp_fwd -= n;
 	}
 }

@@ -27,6 +27,19 @@ static inline struct bufpool *conn_rinpool(struct shard *s, const struct conn *c
 	return c->rin_tls ? &s->tls_pool.pool : ring_pool(&s->ring, RING_GROUP_UPSTREAM);
 }
 
+/* conn_bodyq is the queue the response body is sent from: c->rin, or
+ * c->zq when the body is compressed (core/compressing.c); resp_fwd counts
+ * the bytes ready at its front. */
+static inline struct bufq *conn_bodyq(struct conn *c)
+{
+	return c->zon ? &c->zq : &c->rin;
+}
+
+static inline struct bufpool *conn_bodypool(struct shard *s, const struct conn *c)
+{
+	return c->zon ? &s->tls_pool.pool : conn_rinpool(s, c);
+}
+
 /* conn_open starts serving socket `fd`, accepted on listener `listener`,
  * in a free slot. Returns 1, or 0 when the slab is full or TLS could not
  * start (the caller closes fd). */
@@ -49,6 +62,12 @@ void conn_tls_starve(struct shard *s, struct conn *c);
 /* conn_refuse_cached answers the routed request with `status` (the cache
  * cannot serve it: only-if-cached miss, no head buffer). */
 void conn_refuse_cached(struct shard *s, struct conn *c, int status);
+
+/* conn_spawn_bg takes a free slot for a background fetch of the request
+ * `from` is making (its upstream head copied): a cache refresh that no
+ * client waits for. NULL when no slot or head buffer is free. Start it
+ * with conn_cache_go once its cache fields are set. */
+struct conn *conn_spawn_bg(struct shard *s, const struct conn *from);
 
 /* conn_cache_go resumes a request the cache was holding: served from the
  * cache now, or sent to a backend. */

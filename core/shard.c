@@ -16,6 +16,7 @@
 #include "core/shard.h"
 
 #include "core/caching.h"
+#include "core/compressing.h"
 #include "core/h2.h"
 #include "core/log.h"
 #include "core/proxy.h"
@@ -262,6 +263,7 @@ static int shard_setup(struct shard *s)
 	}
 	if (!setup_tls(s))
 		return 0;
+	zx_shard_init(s);
 	if (!h2_shard_init(s)) {
 		snprintf(s->err, sizeof(s->err), "out of memory for HTTP/2 scratch space");
 		return 0;
@@ -303,6 +305,7 @@ static void shard_teardown(struct shard *s)
 	ring_cleanup(&s->ring);
 	hpool_cleanup(&s->heads);
 	mempool_cleanup(&s->tls_pool);
+	zx_shard_free(s);
 	h2_shard_free(s);
 	free_slabs(s);
 }

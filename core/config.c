@@ -873,7 +873,7 @@ void config_defaults(struct config *cfg)
 	        .gzip_level = 6,
 	        .brotli_level = 4,
 	        .zstd_level = 3,
-	        .max_streams = 64,
+	        .max_streams = 32,
 	};
 	cfg->limits = (struct config_limits){
 	        .conns_max = 10000,

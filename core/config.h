@@ -283,7 +283,7 @@ struct config_compression {
 	uint32_t gzip_level;             /* 1..9, default 6 */
 	uint32_t brotli_level;           /* 0..11, default 4 */
 	uint32_t zstd_level;             /* 1..19, default 3 */
-	uint32_t max_streams;            /* encoders at once per shard, default 64 */
+	uint32_t max_streams;            /* encoders at once per shard, default 32 */
 };
 
 #define CONFIG_COMPRESS_TYPES                                                                      \

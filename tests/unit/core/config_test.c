@@ -1454,6 +1454,158 @@ static void test_null_err_buffer(void **state)
 	"    redirect_https: 8443\n" POOLS
 
 /* The http2 section and a listener's http2 switch. */
+/* Routes' cache sections: on/off, a mapping, defaults, bounds and the
+ * cross-field rule max_object <= memory; quick mode's --cache. */
+static void test_cache_section(void **state)
+{
+	struct config *cfg = expect_ok(MINIMAL "routes:\n"
+	                                       "  - path: /a/\n"
+	                                       "    pool: app\n"
+	                                       "    cache: on\n"
+	                                       "  - path: /b/\n"
+	                                       "    pool: app\n"
+	                                       "    cache:\n"
+	                                       "      memory: 1GiB\n"
+	                                       "      max_object: 4MiB\n"
+	                                       "      key_headers: [X-Tenant, Accept-Language]\n"
+	                                       "      lock_timeout: 250ms\n"
+	                                       "      heuristic: true\n"
+	                                       "      store_set_cookie: yes\n"
+	                                       "      header: off\n"
+	                                       "      stale_if_error: 1h\n"
+	                                       "  - path: /c/\n"
+	                                       "    pool: app\n"
+	                                       "    cache: off\n"
+	                                       "  - path: /d/\n"
+	                                       "    pool: app\n");
+	const struct config_cache *a = &cfg->routes[0].cache, *b = &cfg->routes[1].cache;
+
+	(void)state;
+	assert_true(a->enabled);
+	assert_int_equal(a->memory, 64 * 1024 * 1024);
+	assert_int_equal(a->max_object, 1024 * 1024);
+	assert_int_equal(a->lock_timeout_ms, 5000);
+	assert_string_equal(a->header, "X-Cache");
+	assert_false(a->heuristic || a->store_set_cookie);
+	assert_true(b->enabled);
+	assert_int_equal(b->memory, 1024ULL * 1024 * 1024);
+	assert_int_equal(b->max_object, 4 * 1024 * 1024);
+	assert_string_equal(b->key_headers, "X-Tenant,Accept-Language");
+	assert_int_equal(b->lock_timeout_ms, 250);
+	assert_true(b->heuristic && b->store_set_cookie);
+	assert_string_equal(b->header, ""); /* off */
+	assert_int_equal(b->stale_if_error_ms, 3600 * 1000);
+	assert_false(cfg->routes[2].cache.enabled);
+	assert_false(cfg->routes[3].cache.enabled);
+	del_cfg(cfg);
+
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    cache: maybe\n",
+	             "ringlb.yaml:8: routes[0].cache: expected on, off, or a mapping of cache "
+	             "settings, got \"maybe\"");
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    cache:\n"
+	                     "      memory: 1MiB\n"
+	                     "      max_object: 2MiB\n",
+	             "ringlb.yaml:9: routes[0].cache: max_object (2097152 bytes) is larger than "
+	             "memory (1048576 bytes)");
+	expect_error(
+	        MINIMAL "routes:\n"
+	                "  - pool: app\n"
+	                "    cache:\n"
+	                "      memory: 1KiB\n",
+	        "ringlb.yaml:9: routes[0].cache.memory: expected a size from 64KiB to 1024GiB, "
+	        "got \"1KiB\"");
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    cache:\n"
+	                     "      key_headers: [\"X Bad\"]\n",
+	             "ringlb.yaml:9: routes[0].cache.key_headers: expected a list of names (or "
+	             "\"a, b\"), 1 to 511 characters in all, got \"X Bad\"");
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    cache:\n"
+	                     "      colour: blue\n",
+	             "ringlb.yaml:9: routes[0].cache.colour: unknown key");
+
+	cfg = new_cfg();
+	config_defaults(cfg);
+	{
+		char err[CONFIG_ERR_MAX];
+
+		assert_true(config_add_listener(cfg, "127.0.0.1:8080", err, sizeof(err)));
+		assert_true(config_add_backend(cfg, "127.0.0.1:9001", err, sizeof(err)));
+		assert_false(config_add_cache(cfg, "lots", err, sizeof(err)));
+		assert_non_null(strstr(err, "--cache"));
+		assert_true(config_add_cache(cfg, "256MiB", err, sizeof(err)));
+		assert_true(config_validate(cfg, err, sizeof(err)));
+		assert_int_equal(cfg->num_routes, 1);
+		assert_true(cfg->routes[0].cache.enabled);
+		assert_int_equal(cfg->routes[0].cache.memory, 256ULL * 1024 * 1024);
+		assert_string_equal(cfg->routes[0].pool, "default");
+	}
+	del_cfg(cfg);
+}
+
+/* The compression section: defaults, lists in both spellings, names and
+ * media types checked, levels bounded. */
+static void test_compression_section(void **state)
+{
+	struct config *cfg = expect_ok(MINIMAL);
+
+	(void)state;
+	assert_false(cfg->compression.enabled);
+	assert_string_equal(cfg->compression.encodings, "br,zstd,gzip");
+	assert_non_null(strstr(cfg->compression.types, "text/html"));
+	assert_int_equal(cfg->compression.min_size, 256);
+	assert_int_equal(cfg->compression.gzip_level, 6);
+	assert_int_equal(cfg->compression.brotli_level, 4);
+	assert_int_equal(cfg->compression.zstd_level, 3);
+	assert_int_equal(cfg->compression.max_streams, 32);
+	del_cfg(cfg);
+
+	cfg = expect_ok(MINIMAL "compression:\n"
+	                        "  enabled: true\n"
+	                        "  encodings: gzip, br\n"
+	                        "  types: [text/*, application/json]\n"
+	                        "  min_size: 1KiB\n"
+	                        "  brotli_level: 11\n"
+	                        "  max_streams: 4\n");
+	assert_true(cfg->compression.enabled);
+	assert_string_equal(cfg->compression.encodings, "gzip,br");
+	assert_string_equal(cfg->compression.types, "text/*,application/json");
+	assert_int_equal(cfg->compression.min_size, 1024);
+	assert_int_equal(cfg->compression.brotli_level, 11);
+	assert_int_equal(cfg->compression.max_streams, 4);
+	del_cfg(cfg);
+
+	expect_error(
+	        MINIMAL "compression:\n"
+	                "  encodings: [br, deflate]\n",
+	        "ringlb.yaml:7: compression.encodings: expected br, zstd or gzip, each at most "
+	        "once, got \"deflate\"");
+	expect_error(
+	        MINIMAL "compression:\n"
+	                "  encodings: [br, br]\n",
+	        "ringlb.yaml:7: compression.encodings: expected br, zstd or gzip, each at most "
+	        "once, got \"br\"");
+	expect_error(MINIMAL "compression:\n"
+	                     "  types: [html]\n",
+	             "ringlb.yaml:7: compression.types: expected media types like text/html or "
+	             "text/*, got \"html\"");
+	expect_error(MINIMAL "compression:\n"
+	                     "  enabled: true\n"
+	                     "  encodings: []\n",
+	             "ringlb.yaml:8: compression.encodings: expected at least one coding when "
+	             "enabled");
+	expect_error(MINIMAL "compression:\n"
+	                     "  gzip_level: 10\n",
+	             "ringlb.yaml:7: compression.gzip_level: expected an integer from 1 to 9, got "
+	             "\"10\"");
+}
+
 static void test_http2_section(void **state)
 {
 	struct config *cfg = expect_ok(TLS_MINIMAL);
@@ -1902,6 +2054,8 @@ int main(void)
 	        cmocka_unit_test(test_tls_validation),
 	        cmocka_unit_test(test_config_add_tls),
 	        cmocka_unit_test(test_http2_section),
+	        cmocka_unit_test(test_cache_section),
+	        cmocka_unit_test(test_compression_section),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1529,23 +1529,27 @@ static void test_cache_section(void **state)
 	                     "    cache:\n"
 	                     "      colour: blue\n",
 	             "ringlb.yaml:9: routes[0].cache.colour: unknown key");
+}
 
-	cfg = new_cfg();
+/* Quick mode's --cache: a catch-all route to the first pool, cached. */
+static void test_config_add_cache(void **state)
+{
+	struct config *cfg = new_cfg();
+	char err[CONFIG_ERR_MAX];
+
+	(void)state;
 	config_defaults(cfg);
-	{
-		char err[CONFIG_ERR_MAX];
-
-		assert_true(config_add_listener(cfg, "127.0.0.1:8080", err, sizeof(err)));
-		assert_true(config_add_backend(cfg, "127.0.0.1:9001", err, sizeof(err)));
-		assert_false(config_add_cache(cfg, "lots", err, sizeof(err)));
-		assert_non_null(strstr(err, "--cache"));
-		assert_true(config_add_cache(cfg, "256MiB", err, sizeof(err)));
-		assert_true(config_validate(cfg, err, sizeof(err)));
-		assert_int_equal(cfg->num_routes, 1);
-		assert_true(cfg->routes[0].cache.enabled);
-		assert_int_equal(cfg->routes[0].cache.memory, 256ULL * 1024 * 1024);
-		assert_string_equal(cfg->routes[0].pool, "default");
-	}
+	assert_true(config_add_listener(cfg, "127.0.0.1:8080", err, sizeof(err)));
+	assert_false(config_add_cache(cfg, "64MiB", err, sizeof(err))); /* no pool yet */
+	assert_true(config_add_backend(cfg, "127.0.0.1:9001", err, sizeof(err)));
+	assert_false(config_add_cache(cfg, "lots", err, sizeof(err)));
+	assert_non_null(strstr(err, "--cache"));
+	assert_true(config_add_cache(cfg, "256MiB", err, sizeof(err)));
+	assert_true(config_validate(cfg, err, sizeof(err)));
+	assert_int_equal(cfg->num_routes, 1);
+	assert_true(cfg->routes[0].cache.enabled);
+	assert_int_equal(cfg->routes[0].cache.memory, 256ULL * 1024 * 1024);
+	assert_string_equal(cfg->routes[0].pool, "default");
 	del_cfg(cfg);
 }
 
@@ -2055,6 +2059,7 @@ int main(void)
 	        cmocka_unit_test(test_config_add_tls),
 	        cmocka_unit_test(test_http2_section),
 	        cmocka_unit_test(test_cache_section),
+	        cmocka_unit_test(test_config_add_cache),
 	        cmocka_unit_test(test_compression_section),
 	};
 

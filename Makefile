@@ -105,9 +105,10 @@ integration: $(BUILD)/ringlb
 # libFuzzer harnesses need clang; each runs briefly as a smoke test in `make
 # test`, and for as long as you like with `make fuzz FUZZ_SECONDS=600`.
 FUZZ_SECONDS ?= 20
-build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard core/*.c core/*.h)
+build-fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(wildcard core/*.c core/*.h cache/*.c cache/*.h)
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -o $@ $< -lyaml
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined -o $@ $< -lyaml \
+		-lz -lbrotlienc -lbrotlidec -lzstd
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \

@@ -506,6 +506,9 @@ class Backend:
             self.send_response(sock, req, 304, b"", keep, "", extra)
             return keep
         status = int(q.get("status", "200"))
+        if "size" in q and int(q["size"]) > len(PATTERN_SEND) and "enc" not in q:
+            return self.stream_pattern(sock, req, keep, status, int(q["size"]),
+                                       q.get("type", "text/plain"), extra, q.get("chunked") == "1")
         if "size" in q:
             payload = bytes(PATTERN_SEND[: int(q["size"])])
         else:
@@ -527,6 +530,24 @@ class Backend:
             sock.sendall(data)
             return keep
         self.send_response(sock, req, status, payload, keep, ctype, extra)
+        return keep
+
+    def stream_pattern(self, sock, req, keep, status, n, ctype, extra, chunked):
+        """A big /cache/ body: the test pattern streamed, not built in memory."""
+        head = self.status_line(status) + "Content-Type: %s\r\n" % ctype
+        head += "".join("%s: %s\r\n" % kv for kv in extra)
+        head += "Transfer-Encoding: chunked\r\n" if chunked else "Content-Length: %d\r\n" % n
+        sock.sendall((head + self.conn_field(req, keep) + "\r\n").encode("latin-1"))
+        if req.method == "HEAD":
+            return keep
+        for piece in pattern_chunks(n):
+            if chunked:
+                sock.sendall(b"%x\r\n" % len(piece))
+            sock.sendall(piece)
+            if chunked:
+                sock.sendall(b"\r\n")
+        if chunked:
+            sock.sendall(b"0\r\n\r\n")
         return keep
 
     @staticmethod

@@ -87,17 +87,22 @@ struct cache_obj *cache_obj_new(uint64_t h, const char *key, size_t key_len, con
 
 /* ---- zones ---- */
 
-/* parse_key_headers splits the configured "A,B" list. */
-static void parse_key_headers(struct cache_zone *z)
+/* parse_key_headers splits the configured "A,B" list; false when it holds
+ * more than CACHE_KEY_HEADERS names (none may be dropped: requests that
+ * differ only in it would share an entry). */
+static bool parse_key_headers(struct cache_zone *z)
 {
 	const char *p = z->cfg.key_headers;
 
-	while (*p != '\0' && z->num_key_headers < CACHE_KEY_HEADERS) {
+	while (*p != '\0') {
 		size_t len = strcspn(p, ",");
 
+		if (z->num_key_headers == CACHE_KEY_HEADERS)
+			return false;
 		z->key_headers[z->num_key_headers++] = (struct h1_str){p, len};
 		p += len + (p[len] == ',');
 	}
+	return true;
 }
 
 struct cache_zone *cache_zone_new(const struct config_cache *cfg, const char *host,
@@ -118,14 +123,24 @@ struct cache_zone *cache_zone_new(const struct config_cache *cfg, const char *ho
 	                                    .heuristic_percent = 10,
 	                                    .heuristic_max = 86400,
 	                                    .store_set_cookie = cfg->store_set_cookie};
-	parse_key_headers(z);
+	if (!parse_key_headers(z)) {
+		snprintf(err, err_len, "cache key_headers: at most %d fields", CACHE_KEY_HEADERS);
+		free(z);
+		return NULL;
+	}
 	while ((uint64_t)nb < share / (1024 * 1024) * BUCKETS_PER_MIB && nb < (1u << 24))
 		nb <<= 1;
 	z->nparts = nparts;
-	z->parts = calloc(nparts, sizeof(*z->parts));
-	z->stats = calloc(nparts, sizeof(*z->stats));
-	if (z->parts == NULL || z->stats == NULL)
+	/* Cache-line aligned: each shard's partition and counters on lines of
+	 * their own (calloc aligns to 16 only). */
+	z->parts = aligned_alloc(RLB_CACHELINE, nparts * sizeof(*z->parts));
+	if (z->parts == NULL)
 		goto oom;
+	memset(z->parts, 0, nparts * sizeof(*z->parts));
+	z->stats = aligned_alloc(RLB_CACHELINE, nparts * sizeof(*z->stats));
+	if (z->stats == NULL)
+		goto oom;
+	memset(z->stats, 0, nparts * sizeof(*z->stats));
 	for (uint32_t i = 0; i < nparts; i++) {
 		struct cache_part *p = &z->parts[i];
 
@@ -174,9 +189,11 @@ struct cache_obj *cache_lookup(struct cache_zone *z, uint64_t h, const char *key
                                cache_match_fn match, void *arg)
 {
 	struct cache_part *p = &z->parts[cache_owner(z, h)];
-	struct cache_obj *o = rcu_dereference(p->buckets[h & p->mask]);
+	struct cache_obj *o = atomic_load_explicit(&p->buckets[h & p->mask], memory_order_acquire);
 
-	for (; o != NULL; o = rcu_dereference(o->next)) {
+	/* Acquire loads pair with the owner's rcu_assign_pointer (a release):
+	 * an object's fields are seen complete once its pointer is. */
+	for (; o != NULL; o = atomic_load_explicit(&o->next, memory_order_acquire)) {
 		if (o->hash != h || o->key_len != key_len || memcmp(o->key, key, key_len) != 0)
 			continue;
 		if (atomic_load_explicit(&o->dead, memory_order_acquire))
@@ -255,7 +272,7 @@ bool cache_insert(struct cache_zone *z, uint32_t part, struct cache_obj *o, uint
 	}
 	o->node.hash = o->hash;
 	o->node.size = (uint32_t)cache_obj_size(o);
-	if (!evict_insert(&p->policy, &o->node, on_evict, &a)) {
+	if (cache_obj_size(o) > UINT32_MAX || !evict_insert(&p->policy, &o->node, on_evict, &a)) {
 		*evicted += a.n;
 		cache_obj_put(o);
 		return false;
@@ -344,9 +361,18 @@ uint64_t cache_remove_key(struct cache_zone *z, uint32_t part, uint64_t h, const
 
 /* ---- fill locks ---- */
 
+/* lock_tag: a slot's hash 0 means free, so a key hashing to 0 is tagged
+ * CACHE_LOCKS instead (the same slot). */
+static uint64_t lock_tag(uint64_t h)
+{
+	return h != 0 ? h : CACHE_LOCKS;
+}
+
 enum cache_lock_result cache_lock_try(struct cache_zone *z, uint64_t h, uint64_t now_ms)
 {
 	struct cache_lock *l = &z->locks[h % CACHE_LOCKS];
+
+	h = lock_tag(h);
 	uint64_t cur = atomic_load_explicit(&l->hash, memory_order_acquire);
 	uint32_t st;
 
@@ -380,6 +406,8 @@ void cache_lock_release(struct cache_zone *z, uint64_t h, bool pass, uint64_t no
 {
 	struct cache_lock *l = &z->locks[h % CACHE_LOCKS];
 
+	h = lock_tag(h);
+
 	if (atomic_load_explicit(&l->hash, memory_order_acquire) != h)
 		return;
 	if (pass) {
@@ -394,6 +422,8 @@ void cache_lock_release(struct cache_zone *z, uint64_t h, bool pass, uint64_t no
 enum cache_lock_state cache_lock_peek(struct cache_zone *z, uint64_t h, uint64_t now_ms)
 {
 	struct cache_lock *l = &z->locks[h % CACHE_LOCKS];
+
+	h = lock_tag(h);
 	uint32_t st;
 
 	if (atomic_load_explicit(&l->hash, memory_order_acquire) != h)

@@ -42,7 +42,7 @@
 #define CACHE_PASS_MS     10000 /* an unstorable key skips the lock this long */
 #define CACHE_KEY_MAX     1024  /* primary key bytes */
 #define CACHE_VARY_MAX    1024  /* variant signature bytes */
-#define CACHE_KEY_HEADERS 8     /* configured extra key fields */
+#define CACHE_KEY_HEADERS CONFIG_CACHE_KEY_HEADERS_MAX /* configured extra key fields */
 #define CACHE_ETAG_MAX    128
 
 /* One stored response: immutable after cache_obj_publish. */

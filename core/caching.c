@@ -69,10 +69,20 @@ int caching_boot(const struct config *cfg, uint32_t nshards, char *err, size_t e
 	for (size_t i = 0; i < cfg->num_routes; i++) {
 		const struct config_route *r = &cfg->routes[i];
 
-		if (!r->cache.enabled || caching_zone_find(r->host, r->path) >= 0)
+		struct config_cache cc = r->cache;
+
+		if (!cc.enabled || caching_zone_find(r->host, r->path) >= 0)
 			continue;
-		zones[num_zones] =
-		        cache_zone_new(&r->cache, r->host, r->path, nshards, err, err_len);
+		if (cc.max_object > cc.memory / nshards) {
+			/* Each shard owns memory / shards: a bigger object never fits. */
+			rlb_log(LOG_WARN,
+			        "routes[%zu].cache: max_object %llu is more than memory / workers "
+			        "(%llu): lowered to that",
+			        i, (unsigned long long)cc.max_object,
+			        (unsigned long long)(cc.memory / nshards));
+			cc.max_object = cc.memory / nshards;
+		}
+		zones[num_zones] = cache_zone_new(&cc, r->host, r->path, nshards, err, err_len);
 		if (zones[num_zones] == NULL)
 			return 0;
 		zones[num_zones]->index = num_zones;
@@ -297,9 +307,15 @@ static size_t write_head(struct shard *s, struct conn *c, char *out, size_t cap)
 /* serve starts answering from `o` (whose reference c takes). */
 static void serve(struct shard *s, struct conn *c, struct cache_obj *o, enum cache_label label)
 {
-	int32_t h = hpool_get(&s->heads);
+	int32_t h;
 	size_t n = 0;
 
+	/* A backend's response this replaces (304, 5xx) or a failed one: the
+	 * upstream connection must not write into rin again. */
+	if (c->up != NULL)
+		up_close(s, c->up);
+	c->retry_pending = false;
+	h = hpool_get(&s->heads);
 	if (c->cobj != NULL && c->cobj != o)
 		cache_obj_put(c->cobj);
 	c->cobj = o;
@@ -542,8 +558,8 @@ static bool decide(struct shard *s, struct conn *c, struct creq *r)
 			serve_hit(s, c, r, o, use == CACHE_FRESH ? CL_HIT : CL_STALE);
 			return true;
 		}
-		if (r->head || !make_conditional(s, c, o)) {
-			cache_obj_put(o); /* cannot revalidate: fetch anew */
+		if (r->head) {
+			cache_obj_put(o); /* a HEAD is forwarded as it is */
 			o = NULL;
 		}
 	}
@@ -570,13 +586,18 @@ static bool decide(struct shard *s, struct conn *c, struct creq *r)
 		c->cache_mode = CM_PASS; /* waited long enough: fetch alone */
 	}
 	end_wait(s, c);
+	/* Only now that this request fetches does its upstream head become
+	 * conditional: a waiter's head must keep the client's own fields. An
+	 * entry without validators is fetched anew but kept for
+	 * stale-if-error. */
+	if (o != NULL && c->cache_mode == CM_PASS)
+		c->cache_mode = CM_REVAL; /* still revalidate, without the lock */
+	if (o != NULL && !make_conditional(s, c, o))
+		c->cache_mode = CM_FILL;
 	if (c->cstale != NULL)
 		cache_obj_put(c->cstale);
 	c->cstale = o;
-	if (o == NULL || c->cache_mode != CM_REVAL) {
-		if (o != NULL && c->cache_mode == CM_PASS)
-			c->cache_mode = CM_REVAL; /* still revalidate, without the lock */
-	}
+	c->cache_req_time = now_s(); /* the request leaves now (after any wait) */
 	stats_of(s, c)->misses++;
 	return false;
 }
@@ -616,14 +637,13 @@ static void retry_waiter(struct shard *s, struct conn *c)
 		return;
 	}
 	if (cache_lock_peek(zone_of(c), r.hash, s->now_ms) == CL_FILLING &&
-	    s->now_ms < c->cache_wait_until)
-		return; /* the fetch still runs */
-	if (decide(s, c, &r)) {
-		if (c->cache_mode == CM_SERVE)
-			conn_cache_go(s, c);
+	    s->now_ms < c->cache_wait_until) {
+		begin_wait(s, c); /* the fetch still runs: re-arm the timer */
 		return;
 	}
-	conn_cache_go(s, c);
+	if (decide(s, c, &r) && c->cache_mode == CM_WAIT)
+		return;
+	conn_cache_go(s, c); /* served, answered, or fetching now */
 }
 
 bool caching_on_timer(struct shard *s, struct conn *c)
@@ -922,6 +942,19 @@ static bool serve_stale(struct shard *s, struct conn *c, const struct creq *r)
 	return true;
 }
 
+/* request_made_it: the response would be storable for a plain request. */
+static bool request_made_it(const struct cache_req_info *rq, const struct cache_resp_info *rs,
+                            const struct cache_zone *z)
+{
+	struct cache_req_info plain;
+
+	if (!rq->authorization && !(rq->cc.flags & CC_NO_STORE))
+		return false;
+	memset(&plain, 0, sizeof(plain));
+	cc_init(&plain.cc);
+	return cache_unstorable(&plain, rs, &z->rules) == NULL;
+}
+
 /* start_store prepares the object for a storable response. */
 static void start_store(struct shard *s, struct conn *c, const struct creq *r,
                         const struct h1_msg *m)
@@ -950,9 +983,12 @@ static void start_store(struct shard *s, struct conn *c, const struct creq *r,
 	if (why != NULL) {
 		rlb_log(LOG_DEBUG, "cache: not storing a %d response: %s", m->status, why);
 		stats_of(s, c)->uncacheable++;
-		/* A 304 to the client's own conditional says nothing about the
-		 * resource; anything else will not be storable for a while. */
-		drop_builder(s, c, m->status != 304 && m->status < 500);
+		/* The key passes (others skip the lock for a while) only when the
+		 * response itself is the reason: not for this request's no-store or
+		 * Authorization, a 304 to its own conditional, or an error. */
+		drop_builder(s, c,
+		             m->status != 304 && m->status < 500 &&
+		                     !request_made_it(&r->rq, &rs, z));
 		return;
 	}
 	if (m->body == H1_BODY_CHUNKED)
@@ -1012,8 +1048,9 @@ bool caching_response_head(struct shard *s, struct conn *c, const struct h1_msg 
 	if (c->cache_mode != CM_FILL && c->cache_mode != CM_REVAL && c->cache_mode != CM_PASS)
 		return false;
 	have = parse_req(s, c, &r);
-	if (c->cache_mode == CM_REVAL && c->cstale != NULL) {
-		if (m->status == 304 && have && refresh(s, c, &r, m))
+	if (c->cstale != NULL && (c->cache_mode == CM_REVAL || c->cache_mode == CM_FILL)) {
+		/* a 304 refreshes only when it answers our own validators */
+		if (m->status == 304 && have && c->cache_mode == CM_REVAL && refresh(s, c, &r, m))
 			return true;
 		if (m->status >= 500 && serve_stale(s, c, have ? &r : NULL))
 			return true;
@@ -1112,7 +1149,8 @@ bool caching_stale_on_error(struct shard *s, struct conn *c, int status)
 {
 	struct creq r;
 
-	if (status < 500 || c->cache_mode != CM_REVAL || c->cstale == NULL)
+	if (status < 500 || c->cstale == NULL ||
+	    (c->cache_mode != CM_REVAL && c->cache_mode != CM_FILL))
 		return false;
 	return serve_stale(s, c, parse_req(s, c, &r) ? &r : NULL);
 }

@@ -150,9 +150,9 @@ static void rewrite_head(struct conn *c, struct h1_msg *m)
 	/* the parser's array has room: three were counted against headers_max,
 	 * or we removed as many as we add; never past headers_cap */
 	if (m->num_headers < m->headers_cap)
-		m->headers[m->num_headers++] = (struct h1_header){
-		        {"Content-Encoding", 16},
-		        {zenc_names[c->zwant], strlen(zenc_names[c->zwant])}};
+		m->headers[m->num_headers++] =
+		        (struct h1_header){{"Content-Encoding", 16},
+		                           {zenc_names[c->zwant], strlen(zenc_names[c->zwant])}};
 	if (!has_token(m, "Vary", "accept-encoding") && !has_token(m, "Vary", "*") &&
 	    m->num_headers < m->headers_cap)
 		m->headers[m->num_headers++] =

@@ -2265,11 +2265,19 @@ static int validate_cache(struct vctx *v, struct config_cache *c, size_t i)
 		              (unsigned long long)c->max_object, (unsigned long long)c->memory);
 	if (strcmp(c->header, "off") == 0)
 		c->header[0] = '\0';
-	for (const char *h = c->key_headers; *h != '\0'; h++)
+	size_t names = c->key_headers[0] != '\0';
+
+	for (const char *h = c->key_headers; *h != '\0'; h++) {
 		if (!is_name_char(*h) && *h != ',')
 			return errorf(v->err, v->err_len, v->cfg->source, line, key,
 			              "key_headers: expected header field names, got \"%s\"",
 			              c->key_headers);
+		names += *h == ',';
+	}
+	if (names > CONFIG_CACHE_KEY_HEADERS_MAX)
+		return errorf(v->err, v->err_len, v->cfg->source, line, key,
+		              "key_headers: at most %d fields, got %zu",
+		              CONFIG_CACHE_KEY_HEADERS_MAX, names);
 	return 1;
 }
 

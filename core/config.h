@@ -202,6 +202,8 @@ struct config_pool {
 	uint32_t _line; /* private to config.c: line of `name`, 0 if not from a file */
 };
 
+#define CONFIG_CACHE_KEY_HEADERS_MAX 8 /* key_headers fields per route */
+
 /* An HTTP cache on a route (cache/): a shared cache by RFC 9111. */
 struct config_cache {
 	bool enabled;        /* cache: on, or a mapping */

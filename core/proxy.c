@@ -484,7 +484,7 @@ static void conn_local(struct shard *s, struct conn *c, int status)
 	bool ka;
 
 	/* A backend failure with a stale entry at hand: the cache answers. */
-	if (status >= 500 && c->cache_mode == CM_REVAL && caching_stale_on_error(s, c, status))
+	if (status >= 500 && c->cstale != NULL && caching_stale_on_error(s, c, status))
 		return;
 	error_pages_init();
 	for (i = 0; i < NUM_ERRORS && error_statuses[i] != status; i++)
@@ -1045,8 +1045,8 @@ struct conn *conn_spawn_bg(struct shard *s, const struct conn *from)
 
 void conn_cache_go(struct shard *s, struct conn *c)
 {
-	if (c->cache_mode != CM_SERVE && c->local == NULL && c->pending_status == 0 &&
-	    c->resp_phase == RESP_CONNECT && c->up == NULL) {
+	if (c->cache_mode != CM_SERVE && c->cache_mode != CM_WAIT && c->local == NULL &&
+	    c->pending_status == 0 && c->resp_phase == RESP_CONNECT && c->up == NULL) {
 		conn_update_timer(s, c);
 		acquire(s, c, false, 503);
 	}

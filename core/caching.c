@@ -239,7 +239,7 @@ static const char *label_name(uint8_t l)
 	return l < RLB_ARRAY_LEN(names) ? names[l] : "";
 }
 
-/* field_in: the head line starting at `p` names one of the fields a 304
+/* kept_in_304: the head line starting at `p` names one of the fields a 304
  * carries over from the stored response (RFC 9110 §15.4.5). */
 static bool kept_in_304(const char *p, size_t len)
 {
@@ -289,14 +289,20 @@ static size_t write_head(struct shard *s, struct conn *c, char *out, size_t cap)
 		len = o->head_len;
 		n = snprintf(out + len, cap - len, "Content-Length: %llu\r\n",
 		             (unsigned long long)o->body_len);
-		len += n > 0 ? (size_t)n : 0;
+		if (n < 0 || (size_t)n >= cap - len)
+			return 0;
+		len += (size_t)n;
 	}
 	n = snprintf(out + len, cap - len, "Age: %lld\r\n", (long long)(age < 0 ? 0 : age));
-	len += n > 0 ? (size_t)n : 0;
+	if (n < 0 || (size_t)n >= cap - len)
+		return 0;
+	len += (size_t)n;
 	if (z->cfg.header[0] != '\0') {
 		n = snprintf(out + len, cap - len, "%s: %s\r\n", z->cfg.header,
 		             label_name(c->cache_label));
-		len += n > 0 ? (size_t)n : 0;
+		if (n < 0 || (size_t)n >= cap - len)
+			return 0;
+		len += (size_t)n;
 	}
 	if (len + 3 > cap)
 		return 0;

@@ -328,6 +328,7 @@ static void serve(struct shard *s, struct conn *c, struct cache_obj *o, enum cac
 	c->cache_mode = CM_SERVE;
 	c->cache_label = (uint8_t)label;
 	c->cobj_fed = 0;
+	c->cobj_direct = false;
 	if (!c->rin_tls) {
 		bufq_clear(&c->rin, conn_rinpool(s, c));
 		c->rin_tls = true;
@@ -350,9 +351,18 @@ static void serve(struct shard *s, struct conn *c, struct cache_obj *o, enum cac
 		return;
 	}
 	stats_of(s, c)->bytes_served += o->body_len;
+	c->cbody = o->body;
+	c->cbody_len = o->body_len;
 	if (c->cache_304 || c->head_req)
 		c->cobj_fed = o->body_len; /* no body */
-	caching_feed(s, c);
+	/* The body follows once the head is parsed (proxy.c cache_body): sent
+	 * from the object's memory, or copied into rin when transformed. */
+}
+
+void caching_fed_all(struct conn *c)
+{
+	if (c->cobj != NULL)
+		c->cobj_fed = c->cbody_len;
 }
 
 void caching_feed(struct shard *s, struct conn *c)
@@ -1187,7 +1197,9 @@ void caching_end(struct shard *s, struct conn *c)
 	/* A fetch that ended without storing: waiters try again. */
 	release_lock(s, c, false);
 	c->cache_mode = CM_NONE;
-	c->cache_store = c->cache_304 = false;
+	c->cache_store = c->cache_304 = c->cobj_direct = false;
+	c->cbody = NULL;
+	c->cbody_len = 0;
 	c->cache_label = CL_NONE;
 	c->cache_zone = 0;
 }

@@ -59,6 +59,10 @@ int32_t caching_zone_find(const char *host, const char *path);
  * caller must get an upstream connection as usual. */
 bool caching_begin(struct shard *s, struct conn *c);
 
+/* caching_fed_all marks the served object's body as fully given (sent
+ * from its memory instead of copied). */
+void caching_fed_all(struct conn *c);
+
 /* caching_feed copies more of a served object into c->rin. */
 void caching_feed(struct shard *s, struct conn *c);
 

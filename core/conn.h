@@ -207,20 +207,23 @@ struct conn {
 	bool bg;            /* a background fetch (cache refresh): no client, output dropped */
 
 	/* HTTP cache (core/caching.c) */
-	uint8_t cache_mode;            /* enum cache_mode */
-	uint8_t cache_label;           /* enum cache_label: what X-Cache says */
-	uint8_t cache_enc;             /* content coding of the variant wanted */
-	bool cache_locked;             /* holds the fill lock of cache_hash */
-	bool cache_waiting;            /* in s->cache_waiters */
-	bool cache_store;              /* cobj is being built from the response */
-	bool cache_304;                /* serving: answer 304 from cobj */
-	uint16_t cache_zone;           /* zone index + 1; 0 = the route does not cache */
-	uint64_t cache_hash;           /* of the primary key */
-	int64_t cache_req_time;        /* seconds: when the request was sent */
-	uint64_t cache_wait_until;     /* ms: the end of a wait for another fetch */
-	struct cache_obj *cobj;        /* served (CM_SERVE) or being built */
-	struct cache_obj *cstale;      /* the stale entry a revalidation falls back on */
-	uint64_t cobj_fed;             /* serving: body bytes copied into rin */
+	uint8_t cache_mode;        /* enum cache_mode */
+	uint8_t cache_label;       /* enum cache_label: what X-Cache says */
+	uint8_t cache_enc;         /* content coding of the variant wanted */
+	bool cache_locked;         /* holds the fill lock of cache_hash */
+	bool cache_waiting;        /* in s->cache_waiters */
+	bool cache_store;          /* cobj is being built from the response */
+	bool cache_304;            /* serving: answer 304 from cobj */
+	uint16_t cache_zone;       /* zone index + 1; 0 = the route does not cache */
+	uint64_t cache_hash;       /* of the primary key */
+	int64_t cache_req_time;    /* seconds: when the request was sent */
+	uint64_t cache_wait_until; /* ms: the end of a wait for another fetch */
+	struct cache_obj *cobj;    /* served (CM_SERVE) or being built */
+	struct cache_obj *cstale;  /* the stale entry a revalidation falls back on */
+	uint64_t cobj_fed;         /* serving: body bytes copied into rin */
+	bool cobj_direct;          /* serving: the body is sent from the object itself */
+	const char *cbody;         /* serving: the object's body (held by cobj's reference) */
+	uint64_t cbody_len;
 	struct h1_chunked cache_chunk; /* building: decoder of a chunked body */
 	struct conn *cache_wait_next;
 

@@ -362,13 +362,8 @@ static const char *body_run(struct shard *s, struct conn *c, size_t *len)
 		*len = c->local_len - c->local_sent;
 		return c->local + c->local_sent;
 	}
-	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
-		const char *p = bufq_front(conn_bodyq(c), conn_bodypool(s, c), len);
-
-		if (*len > c->resp_fwd)
-			*len = (size_t)c->resp_fwd;
-		return p;
-	}
+	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY)
+		return conn_body_front(s, c, len);
 	*len = 0;
 	return NULL;
 }

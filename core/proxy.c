@@ -295,13 +295,8 @@ static const char *pending_plain(struct shard *s, struct conn *c, size_t *out_le
 		*out_len = c->resp_head_len - c->resp_head_sent;
 		return hpool_data(&s->heads, (uint32_t)c->resp_head) + c->resp_head_sent;
 	}
-	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
-		const char *p = bufq_front(conn_bodyq(c), conn_bodypool(s, c), out_len);
-
-		if (*out_len > c->resp_fwd)
-			*out_len = (size_t)c->resp_fwd;
-		return p;
-	}
+	if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY)
+		return conn_body_front(s, c, out_len);
 	*out_len = 0;
 	return NULL;
 }
@@ -414,7 +409,12 @@ static void conn_send_now(struct shard *s, struct conn *c)
 			c->iov[n].iov_len = c->resp_head_len - c->resp_head_sent;
 			bytes += c->iov[n++].iov_len;
 		}
-		if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
+		if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY && c->cobj_direct) {
+			/* a cached object: sent from its own memory, no copy */
+			c->iov[n].iov_base = (char *)c->cbody + (c->cbody_len - c->resp_fwd);
+			c->iov[n].iov_len = (size_t)c->resp_fwd;
+			bytes += c->iov[n++].iov_len;
+		} else if (c->resp_fwd > 0 && c->resp_phase >= RESP_BODY) {
 			uint64_t more = 0;
 
 			n += bufq_iov(conn_bodyq(c), conn_bodypool(s, c), 0, c->resp_fwd,
@@ -1514,6 +1514,25 @@ static void txn_finish(struct shard *s, struct conn *c)
 	conn_arm(s, c, s->cfg->timeouts.keepalive_ms);
 }
 
+/* cache_body moves a cached object's body toward the client once its head
+ * was parsed: straight from the object's memory when nothing transforms
+ * it, else copied into rin as a backend's body would arrive. */
+static void cache_body(struct shard *s, struct conn *c)
+{
+	if (c->resp_phase != RESP_BODY || c->cobj_direct)
+		return;
+	if (!c->zon && c->resp_body == H1_BODY_LENGTH && c->rin.bytes == 0 && c->cobj_fed == 0 &&
+	    c->resp_left == c->cbody_len) {
+		c->cobj_direct = true;
+		c->resp_fwd = c->resp_left;
+		c->resp_left = 0;
+		caching_fed_all(c);
+		resp_done(s, c);
+		return;
+	}
+	caching_feed(s, c);
+}
+
 /* proxy_step moves both streams of the transaction as far as they go. */
 static void proxy_step(struct shard *s, struct conn *c)
 {
@@ -1528,11 +1547,13 @@ static void proxy_step(struct shard *s, struct conn *c)
 	if (c->up != NULL)
 		up_send_more(s, c->up);
 	if (c->cache_mode == CM_SERVE)
-		caching_feed(s, c);
+		cache_body(s, c);
 	while (parse_response(s, c))
 		;
 	if (c->state != CONN_PROXY)
 		return;
+	if (c->cache_mode == CM_SERVE)
+		cache_body(s, c);
 	if (c->resp_phase == RESP_BODY && classify_response(s, c, &bad)) {
 		if (c->zon)
 			c->zfinish = true; /* done once the encoder has ended */
@@ -1851,7 +1872,8 @@ void conn_account_sent(struct shard *s, struct conn *c, uint64_t n)
 	}
 	if (n > 0) {
 		RLB_ASSERT(n <= c->resp_fwd);
-		bufq_consume(conn_bodyq(c), conn_bodypool(s, c), n);
+		if (!c->cobj_direct)
+			bufq_consume(conn_bodyq(c), conn_bodypool(s, c), n);
 		c->resp_fwd -= n;
 	}
 }

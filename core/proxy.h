@@ -40,6 +40,23 @@ static inline struct bufpool *conn_bodypool(struct shard *s, const struct conn *
 	return c->zon ? &s->tls_pool.pool : conn_rinpool(s, c);
 }
 
+/* conn_body_front returns the first contiguous run of the response body
+ * ready to send (at most resp_fwd bytes): from the body queue, or straight
+ * from a cached object's memory. */
+static inline const char *conn_body_front(struct shard *s, struct conn *c, size_t *len)
+{
+	const char *p;
+
+	if (c->cobj_direct) {
+		*len = (size_t)c->resp_fwd;
+		return c->cbody + (c->cbody_len - c->resp_fwd);
+	}
+	p = bufq_front(conn_bodyq(c), conn_bodypool(s, c), len);
+	if (*len > c->resp_fwd)
+		*len = (size_t)c->resp_fwd;
+	return p;
+}
+
 /* conn_open starts serving socket `fd`, accepted on listener `listener`,
  * in a free slot. Returns 1, or 0 when the slab is full or TLS could not
  * start (the caller closes fd). */

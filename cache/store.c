@@ -261,14 +261,27 @@ bool cache_insert(struct cache_zone *z, uint32_t part, struct cache_obj *o, uint
 	struct evict_arg a = {.part = p, .n = 0};
 	struct cache_obj *cur = atomic_load_explicit(head, memory_order_relaxed);
 
+	struct cache_obj *oldest = NULL;
+	uint32_t variants = 0;
+
 	while (cur != NULL) {
 		struct cache_obj *next = atomic_load_explicit(&cur->next, memory_order_relaxed);
 
 		if (same_variant(o, cur)) {
 			evict_remove(&p->policy, &cur->node);
 			unlink_obj(p, cur);
+		} else if (cur->hash == o->hash && cur->key_len == o->key_len &&
+		           memcmp(cur->key, o->key, o->key_len) == 0) {
+			variants++;
+			oldest = cur; /* the chain is newest first */
 		}
 		cur = next;
+	}
+	/* Vary on a field clients choose freely (User-Agent) must not grow one
+	 * key's chain without bound: the oldest variant makes room. */
+	if (variants >= CACHE_VARIANTS_MAX) {
+		evict_remove(&p->policy, &oldest->node);
+		unlink_obj(p, oldest);
 	}
 	o->node.hash = o->hash;
 	o->node.size = (uint32_t)cache_obj_size(o);
@@ -382,9 +395,16 @@ enum cache_lock_result cache_lock_try(struct cache_zone *z, uint64_t h, uint64_t
 			return CLR_WAIT; /* filling, or claimed a moment ago */
 		if (atomic_load_explicit(&l->until_ms, memory_order_relaxed) > now_ms)
 			return CLR_PASS;
-		/* The pass expired: whoever turns it back into a fill owns it. */
-		return atomic_compare_exchange_strong(&l->state, &st, CL_FILLING) ? CLR_FILL
-		                                                                  : CLR_WAIT;
+		/* The pass expired: whoever turns it back into a fill owns it,
+		 * if the slot still holds this key (it may have been freed and
+		 * taken by another key in between: then undo and go alone). */
+		if (!atomic_compare_exchange_strong(&l->state, &st, CL_FILLING))
+			return CLR_WAIT;
+		if (atomic_load_explicit(&l->hash, memory_order_acquire) == h)
+			return CLR_FILL;
+		st = CL_FILLING;
+		atomic_compare_exchange_strong(&l->state, &st, CL_PASS);
+		return CLR_NOLOCK;
 	}
 	if (cur != 0) {
 		st = atomic_load_explicit(&l->state, memory_order_acquire);

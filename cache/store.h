@@ -38,12 +38,13 @@
 #include <urcu-qsbr.h>
 #include <urcu/rculist.h>
 
-#define CACHE_LOCKS       4096  /* fill-lock slots per zone */
-#define CACHE_PASS_MS     10000 /* an unstorable key skips the lock this long */
-#define CACHE_KEY_MAX     1024  /* primary key bytes */
-#define CACHE_VARY_MAX    1024  /* variant signature bytes */
-#define CACHE_KEY_HEADERS CONFIG_CACHE_KEY_HEADERS_MAX /* configured extra key fields */
-#define CACHE_ETAG_MAX    128
+#define CACHE_LOCKS        4096  /* fill-lock slots per zone */
+#define CACHE_PASS_MS      10000 /* an unstorable key skips the lock this long */
+#define CACHE_KEY_MAX      1024  /* primary key bytes */
+#define CACHE_VARY_MAX     1024  /* variant signature bytes */
+#define CACHE_KEY_HEADERS  CONFIG_CACHE_KEY_HEADERS_MAX /* configured extra key fields */
+#define CACHE_ETAG_MAX     128
+#define CACHE_VARIANTS_MAX 32 /* variants (Vary values, codings) kept per key */
 
 /* One stored response: immutable after cache_obj_publish. */
 struct cache_obj {
@@ -184,7 +185,7 @@ enum cache_lock_result cache_lock_try(struct cache_zone *z, uint64_t h, uint64_t
  * CACHE_PASS_MS. Only the thread that got CLR_FILL. */
 void cache_lock_release(struct cache_zone *z, uint64_t h, bool pass, uint64_t now_ms);
 
-/* cache_lock_state says whether a fill for `h` is still running (waiters
+/* cache_lock_peek says whether a fill for `h` is still running (waiters
  * poll it): CL_FILLING, CL_PASS or CL_FREE. */
 enum cache_lock_state cache_lock_peek(struct cache_zone *z, uint64_t h, uint64_t now_ms);
 

@@ -59,6 +59,8 @@ struct creq {
 	uint64_t hash;
 	struct cache_req_info rq;
 	bool head;
+	bool partial; /* Range or If-Range: a hit may answer in full, a miss is not stored */
+	bool precond; /* If-Match or If-Unmodified-Since: left to the backend */
 };
 
 /* ---- boot ---- */
@@ -154,6 +156,13 @@ static bool parse_req(struct shard *s, struct conn *c, struct creq *r)
 		return false;
 	r->hash = XXH3_64bits(r->key, r->key_len);
 	cache_req_from_headers(&r->rq, r->m.headers, r->m.num_headers);
+	r->partial = r->precond = false;
+	for (size_t i = 0; i < r->m.num_headers; i++) {
+		struct h1_str n = r->m.headers[i].name;
+
+		r->partial |= h1_str_ieq(n, "Range") || h1_str_ieq(n, "If-Range");
+		r->precond |= h1_str_ieq(n, "If-Match") || h1_str_ieq(n, "If-Unmodified-Since");
+	}
 	return true;
 }
 
@@ -321,6 +330,8 @@ static void serve(struct shard *s, struct conn *c, struct cache_obj *o, enum cac
 	if (c->up != NULL)
 		up_close(s, c->up);
 	c->retry_pending = false;
+	zx_end(s, c);           /* nothing of a backend's body is compressed now */
+	c->cache_store = false; /* nor stored: the object built (if any) goes below */
 	h = hpool_get(&s->heads);
 	if (c->cobj != NULL && c->cobj != o)
 		cache_obj_put(c->cobj);
@@ -329,11 +340,8 @@ static void serve(struct shard *s, struct conn *c, struct cache_obj *o, enum cac
 	c->cache_label = (uint8_t)label;
 	c->cobj_fed = 0;
 	c->cobj_direct = false;
-	if (!c->rin_tls) {
-		bufq_clear(&c->rin, conn_rinpool(s, c));
-		c->rin_tls = true;
-	}
 	bufq_clear(&c->rin, conn_rinpool(s, c));
+	c->rin_tls = true;
 	memset(&c->rscan, 0, sizeof(c->rscan));
 	c->resp_phase = RESP_HEAD;
 	c->resp_fwd = 0;
@@ -350,7 +358,8 @@ static void serve(struct shard *s, struct conn *c, struct cache_obj *o, enum cac
 		conn_refuse_cached(s, c, 503);
 		return;
 	}
-	stats_of(s, c)->bytes_served += o->body_len;
+	if (!c->cache_304 && !c->head_req)
+		stats_of(s, c)->bytes_served += o->body_len;
 	c->cbody = o->body;
 	c->cbody_len = o->body_len;
 	if (c->cache_304 || c->head_req)
@@ -440,8 +449,8 @@ static bool make_conditional(struct shard *s, struct conn *c, const struct cache
 	char extra[CACHE_ETAG_MAX + 64];
 	size_t xl = revalidation_fields(o, extra, sizeof(extra));
 
-	if (xl == 0)
-		return false;
+	if (xl == 0 || len + xl + 2 > s->heads.size)
+		return false; /* checked first: the head is rewritten in place */
 	/* The head ends "\r\n\r\n"; lines are dropped in place, then the
 	 * validators go before the final empty line. */
 	for (size_t p = 0; p < len;) {
@@ -470,22 +479,22 @@ static bool make_conditional(struct shard *s, struct conn *c, const struct cache
 /* refresh_in_background revalidates a stale entry served within its
  * stale-while-revalidate window (RFC 5861 §3) on a fetch of its own, unless
  * another fetch for the key already runs. */
-static void refresh_in_background(struct shard *s, struct conn *c, const struct creq *r,
-                                  struct cache_obj *o)
+static void refresh_in_background(struct shard *s, struct conn *c, struct cache_obj *o)
 {
 	struct cache_zone *z = zone_of(c);
+	uint64_t h = o->hash;
 	struct conn *bg;
 
-	if (cache_lock_try(z, r->hash, s->now_ms) != CLR_FILL)
+	if (cache_lock_try(z, h, s->now_ms) != CLR_FILL)
 		return;
 	bg = conn_spawn_bg(s, c);
 	if (bg == NULL) {
-		cache_lock_release(z, r->hash, false, s->now_ms);
+		cache_lock_release(z, h, false, s->now_ms);
 		return;
 	}
 	bg->cache_zone = c->cache_zone;
 	bg->cache_enc = c->cache_enc;
-	bg->cache_hash = r->hash;
+	bg->cache_hash = h;
 	bg->cache_locked = true;
 	bg->cache_req_time = now_s();
 	if (make_conditional(s, bg, o)) {
@@ -569,15 +578,30 @@ static bool decide(struct shard *s, struct conn *c, struct creq *r)
 			end_wait(s, c);
 			stats_of(s, c)->hits += use == CACHE_FRESH;
 			stats_of(s, c)->stale += use != CACHE_FRESH;
-			if (use == CACHE_STALE_SWR && !r->head)
-				refresh_in_background(s, c, r, o);
+			/* Served first: spawning the refresh re-parses into the
+			 * scratch that `r` points into. */
+			cache_obj_get(o);
 			serve_hit(s, c, r, o, use == CACHE_FRESH ? CL_HIT : CL_STALE);
+			if (use == CACHE_STALE_SWR && !r->head)
+				refresh_in_background(s, c, o);
+			cache_obj_put(o);
 			return true;
 		}
-		if (r->head) {
+		if (r->head || (r->rq.cc.flags & CC_ONLY_IF_CACHED)) {
 			cache_obj_put(o); /* a HEAD is forwarded as it is */
 			o = NULL;
 		}
+	}
+	if (r->partial) {
+		/* RFC 9110 §14.2 lets a full 200 answer a Range request, which is
+		 * what a hit does; a miss goes to the backend alone and its 206
+		 * is not stored, nor does it keep the key from being stored. */
+		if (o != NULL)
+			cache_obj_put(o);
+		end_wait(s, c);
+		c->cache_mode = CM_PASS;
+		stats_of(s, c)->misses++;
+		return false;
 	}
 	if (o == NULL && r->rq.cc.flags & CC_ONLY_IF_CACHED) {
 		end_wait(s, c);
@@ -634,6 +658,10 @@ bool caching_begin(struct shard *s, struct conn *c)
 	}
 	if (c->req_body != H1_BODY_NONE)
 		return false;
+	if (r.precond) {
+		c->cache_mode = CM_PASS; /* preconditions: the backend evaluates them */
+		return false;
+	}
 	c->cache_wait_until = 0;
 	c->cache_req_time = now_s();
 	return decide(s, c, &r);
@@ -646,6 +674,10 @@ static void retry_waiter(struct shard *s, struct conn *c)
 {
 	struct creq r;
 
+	if (c->state != CONN_PROXY) {
+		end_wait(s, c); /* closing: nothing to serve */
+		return;
+	}
 	if (!parse_req(s, c, &r)) {
 		end_wait(s, c);
 		c->cache_mode = CM_PASS;
@@ -788,7 +820,6 @@ static struct cache_obj *build_obj(struct shard *s, struct conn *c, const struct
 	o->date = rs.date;
 	o->last_modified = rs.last_modified;
 	o->zone = (void *)z;
-	(void)s;
 	return o;
 }
 
@@ -909,12 +940,27 @@ static bool refresh(struct shard *s, struct conn *c, const struct creq *r, const
 	sm.headers_cap = CONN_HEADERS_MAX;
 	if (h1_parse_response(&scan, buf, len + 2, &lim, false, &sm) != H1_OK)
 		goto fail;
+	if (old->enc != 0) {
+		/* A compressed body: the 304 speaks of the plain representation
+		 * (strong ETag, its own Vary); keep what compression promised. */
+		char again[16384];
+		size_t al;
+
+		zx_restamp(&sm, old->enc);
+		al = status_line(&sm, again, sizeof(again));
+		al = al > 0 ? put_fields(z, &sm, NULL, again, al, sizeof(again)) : 0;
+		if (al == 0 || al + 2 > s->heads.size)
+			goto fail;
+		memcpy(buf, again, al);
+		len = al;
+	}
 	o = build_obj(s, c, r, &sm, buf, len, old->body_len);
 	if (o == NULL)
 		goto fail;
 	memcpy(o->body, old->body, old->body_len);
 	o->body_len = old->body_len;
 	o->enc = old->enc;
+	o->compressible = old->compressible;
 	hpool_put(&s->heads, (uint32_t)hb);
 	o->release_lock = c->cache_locked;
 	c->cache_locked = false;
@@ -1003,7 +1049,8 @@ static void start_store(struct shard *s, struct conn *c, const struct creq *r,
 		 * response itself is the reason: not for this request's no-store or
 		 * Authorization, a 304 to its own conditional, or an error. */
 		drop_builder(s, c,
-		             m->status != 304 && m->status < 500 &&
+		             m->status != 304 && m->status != 206 && m->status != 412 &&
+		                     m->status != 416 && m->status < 500 &&
 		                     !request_made_it(&r->rq, &rs, z));
 		return;
 	}
@@ -1066,8 +1113,21 @@ bool caching_response_head(struct shard *s, struct conn *c, const struct h1_msg 
 	have = parse_req(s, c, &r);
 	if (c->cstale != NULL && (c->cache_mode == CM_REVAL || c->cache_mode == CM_FILL)) {
 		/* a 304 refreshes only when it answers our own validators */
-		if (m->status == 304 && have && c->cache_mode == CM_REVAL && refresh(s, c, &r, m))
+		if (m->status == 304 && c->cache_mode == CM_REVAL) {
+			if (have && refresh(s, c, &r, m))
+				return true;
+			if (c->bg || c->cstale == NULL) {
+				/* a background refresh: nobody to answer */
+				drop_builder(s, c, false);
+				return false;
+			}
+			/* Not refreshed (no room, no memory): the stale entry is
+			 * still right, and the client never sent this condition. */
+			release_lock(s, c, false);
+			serve(s, c, c->cstale, CL_REVALIDATED);
+			c->cstale = NULL;
 			return true;
+		}
 		if (m->status >= 500 && serve_stale(s, c, have ? &r : NULL))
 			return true;
 	}
@@ -1149,6 +1209,7 @@ void caching_response_done(struct shard *s, struct conn *c)
 			t->times = o->times;
 			t->status = o->status;
 			t->enc = o->enc;
+			t->compressible = o->compressible;
 			t->date = o->date;
 			t->last_modified = o->last_modified;
 			t->zone = o->zone;
@@ -1181,6 +1242,17 @@ size_t caching_extra(const struct conn *c, char *out, size_t cap)
 		return 0;
 	n = snprintf(out, cap, "%s: MISS\r\n", z->cfg.header);
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+void caching_unwait(struct shard *s, struct conn *c)
+{
+	end_wait(s, c);
+}
+
+void caching_drop_store(struct shard *s, struct conn *c)
+{
+	if (c->cache_store)
+		drop_builder(s, c, false);
 }
 
 void caching_end(struct shard *s, struct conn *c)
@@ -1266,13 +1338,15 @@ void caching_run(struct shard *s)
 	if (g == s->cache_gen_seen || s->cache_waiters == NULL)
 		return;
 	s->cache_gen_seen = g;
-	/* Each waiter may leave the list: walk a snapshot of it. */
+	/* A waiter whose fill still runs costs one peek; the others are
+	 * parsed again and decided. Each may leave the list: `next` is read
+	 * first (retrying one waiter never touches another). */
 	for (struct conn *c = s->cache_waiters, *next; c != NULL; c = next) {
-		uint32_t gen = c->gen;
-
 		next = c->cache_wait_next;
-		if (c->cache_waiting && c->gen == gen)
-			retry_waiter(s, c);
+		if (cache_lock_peek(zone_of(c), c->cache_hash, s->now_ms) == CL_FILLING &&
+		    s->now_ms < c->cache_wait_until)
+			continue;
+		retry_waiter(s, c);
 	}
 }
 

@@ -6,10 +6,12 @@
  *   - start_request writes the upstream head as usual, then asks
  *     caching_begin. It parses that head again (the client's head is gone),
  *     builds the key, looks it up in the owner partition (lock-free, any
- *     shard) and decides: serve a hit (the object is copied into the
- *     response queue as if a backend had sent it, so HTTP/1.1, TLS and
- *     HTTP/2 clients all take the usual response path), revalidate a stale
- *     entry, wait for another shard's fetch of the same key, or fetch.
+ *     shard) and decides: serve a hit (a response head made from the
+ *     object is written into the response queue as if a backend had sent
+ *     it, so HTTP/1.1, TLS and HTTP/2 clients all take the usual response
+ *     path; the body is then sent from the object's own memory, or copied
+ *     when it is compressed on the way), revalidate a stale entry, wait for
+ *     another shard's fetch of the same key, or fetch.
  *   - A fetch that may be stored copies the body into a new object as it
  *     is classified (caching_tee), then hands the object to the owner shard
  *     (its inbox and a MSG_RING doorbell), which inserts it; the fill lock
@@ -92,6 +94,13 @@ bool caching_stale_on_error(struct shard *s, struct conn *c, int status);
 /* caching_extra writes the X-Cache field for a response from the backend
  * into out; returns its length. */
 size_t caching_extra(const struct conn *c, char *out, size_t cap);
+
+/* caching_unwait takes `c` off the shard's waiting list (it is closing). */
+void caching_unwait(struct shard *s, struct conn *c);
+
+/* caching_drop_store abandons the object being built from the response
+ * (the body is cut or corrupt); the fill lock is released. */
+void caching_drop_store(struct shard *s, struct conn *c);
 
 /* caching_end releases what the transaction held: references, the fill
  * lock (waiters then retry), the object being built, the waiter entry. */

@@ -147,8 +147,7 @@ static void rewrite_head(struct conn *c, struct h1_msg *m)
 		m->headers[n++] = *h;
 	}
 	m->num_headers = n;
-	/* the parser's array has room: three were counted against headers_max,
-	 * or we removed as many as we add; never past headers_cap */
+	/* zx_response checked there is room for the three added fields */
 	if (m->num_headers < m->headers_cap)
 		m->headers[m->num_headers++] =
 		        (struct h1_header){{"Content-Encoding", 16},
@@ -172,12 +171,43 @@ static void rewrite_head(struct conn *c, struct h1_msg *m)
 	m->content_length = 0;
 }
 
+void zx_restamp(struct h1_msg *m, uint8_t enc)
+{
+	bool vary = has_token(m, "Vary", "accept-encoding") || has_token(m, "Vary", "*");
+	bool ce = false;
+
+	for (size_t i = 0; i < m->num_headers; i++) {
+		struct h1_header *h = &m->headers[i];
+
+		if (h1_str_ieq(h->name, "Content-Encoding")) {
+			h->value = (struct h1_str){zenc_names[enc], strlen(zenc_names[enc])};
+			ce = true;
+		} else if (h1_str_ieq(h->name, "ETag") &&
+		           !(h->value.len >= 2 && h->value.ptr[0] == 'W' &&
+		             h->value.ptr[1] == '/')) {
+			int k = snprintf(weak_etag, sizeof(weak_etag), "W/%.*s", (int)h->value.len,
+			                 h->value.ptr);
+
+			if (k > 0 && (size_t)k < sizeof(weak_etag))
+				h->value = (struct h1_str){weak_etag, (size_t)k};
+		}
+	}
+	if (!ce && m->num_headers < m->headers_cap)
+		m->headers[m->num_headers++] = (struct h1_header){
+		        {"Content-Encoding", 16}, {zenc_names[enc], strlen(zenc_names[enc])}};
+	if (!vary && m->num_headers < m->headers_cap)
+		m->headers[m->num_headers++] =
+		        (struct h1_header){{"Vary", 4}, {"Accept-Encoding", 15}};
+}
+
 void zx_response(struct shard *s, struct conn *c, struct h1_msg *m)
 {
 	struct zstream *z;
 
 	if (c->zwant == ZENC_IDENTITY || !zx_eligible(s, c, m))
 		return;
+	if (m->num_headers + 3 > m->headers_cap)
+		return; /* no room for the fields compression adds: sent plain */
 	z = zstream_get(&s->zpool, (enum zenc)c->zwant);
 	if (z == NULL)
 		return; /* every encoder of this shard is busy: send it as it is */
@@ -254,6 +284,7 @@ bool zx_step(struct shard *s, struct conn *c)
 		                c->zfinish && len == c->zraw);
 		if (r == ZS_ERROR) {
 			rlb_log(LOG_WARN, "compression failed: the response is cut");
+			caching_drop_store(s, c); /* never store a cut body */
 			c->resp_aborted = c->close_after = true;
 			c->zended = true;
 			break;

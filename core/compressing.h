@@ -38,6 +38,11 @@ bool zx_eligible(struct shard *s, const struct conn *c, const struct h1_msg *m);
  * restores m->body for classifying the backend's body). */
 void zx_response(struct shard *s, struct conn *c, struct h1_msg *m);
 
+/* zx_restamp makes a stored head of a body compressed with `enc` say so
+ * again after a 304 merged the plain representation's fields into it:
+ * weak ETag, Content-Encoding, Vary listing Accept-Encoding. */
+void zx_restamp(struct h1_msg *m, uint8_t enc);
+
 /* zx_step compresses what was classified; returns true once the encoder
  * ended the stream (after c->zfinish) and its output is queued. */
 bool zx_step(struct shard *s, struct conn *c);

@@ -233,6 +233,7 @@ void conn_abort(struct shard *s, struct conn *c)
 		c->state = CONN_CLOSING;
 		if (c->queued)
 			dequeue(s, c);
+		caching_unwait(s, c);
 		timer_disarm(&s->wheel, &c->timer);
 		if (c->fd >= 0)
 			shutdown(c->fd, SHUT_RDWR);
@@ -1037,7 +1038,7 @@ struct conn *conn_spawn_bg(struct shard *s, const struct conn *from)
 	c->pool = from->pool;
 	c->snap_version = from->snap_version;
 	c->lb_hash = from->lb_hash;
-	c->zwant = from->zwant;
+	c->zwant = 0; /* a refresh stores what the backend sends; nobody reads it */
 	c->t_start_ms = s->now_ms;
 	memcpy(c->peer, from->peer, sizeof(c->peer));
 	return c;
@@ -1045,11 +1046,10 @@ struct conn *conn_spawn_bg(struct shard *s, const struct conn *from)
 
 void conn_cache_go(struct shard *s, struct conn *c)
 {
+	conn_update_timer(s, c); /* the wait's timer no longer applies */
 	if (c->cache_mode != CM_SERVE && c->cache_mode != CM_WAIT && c->local == NULL &&
-	    c->pending_status == 0 && c->resp_phase == RESP_CONNECT && c->up == NULL) {
-		conn_update_timer(s, c);
+	    c->pending_status == 0 && c->resp_phase == RESP_CONNECT && c->up == NULL)
 		acquire(s, c, false, 503);
-	}
 	conn_step(s, c);
 	if (c->state != CONN_FREE && c->state != CONN_CLOSING)
 		conn_send_more(s, c);
@@ -1388,14 +1388,16 @@ static int parse_response(struct shard *s, struct conn *c)
 	}
 	orig_body = m.body;
 	orig_length = m.content_length;
+	if (c->up != NULL) {
+		/* even when the cache answers instead: a 5xx that stale-if-error
+		 * hides still counts against the backend */
+		up_note_response_time(s, c->up, c->t_pick_us);
+		up_report(s, c->up, c->pool, m.status < 500);
+	}
 	if (cache_takes_over(s, c, &m))
 		return 1; /* the cache answers instead (refreshed or stale entry) */
 	c->status = m.status;
 	c->up_reusable = m.keep_alive;
-	if (c->up != NULL) {
-		up_note_response_time(s, c->up, c->t_pick_us);
-		up_report(s, c->up, c->pool, m.status < 500);
-	}
 	err = write_final_head(s, c, &m);
 	if (c->zon) {
 		/* the backend's framing, for classifying its raw body */

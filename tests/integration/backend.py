@@ -498,7 +498,10 @@ class Backend:
         ims = req.get("if-modified-since")
         fresh = False
         if etag and inm is not None:
-            fresh = etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*"
+            # weak comparison (RFC 9110 §13.1.2): W/ is ignored on both sides
+            tags = [t.strip() for t in inm.split(",")]
+            fresh = etag in [t[2:] if t.startswith("W/") else t for t in tags] or \
+                inm.strip() == "*"
         elif lm is not None and ims is not None:
             t = email.utils.parsedate_to_datetime(ims).timestamp()
             fresh = t >= lm

@@ -1173,3 +1173,51 @@ def test_cache_over_tls_http1_and_http2(t):
     t.check(seen == want_seen, "expected (protocol, X-Cache, bytes, sha256 ok) %r, got %r"
             % (want_seen, seen))
     expect_count(t, b, tgt, 1, "TLS fetches")
+
+
+def test_cache_range_and_preconditions_never_block_the_key(t):
+    """A Range request that misses goes to the backend alone, is not stored,
+    and does not stop the next plain request from storing; a hit answers a
+    Range request in full (RFC 9110 §14.2); If-Match requests are left to
+    the backend."""
+    proxy, b, _ = start(t)
+    tgt = target("rng", cc="max-age=60")
+    r = get(t, proxy, tgt, headers=[("Range", "bytes=0-3")])
+    expect(t, r, 200, "MISS", "Range request on a miss")
+    r = get(t, proxy, tgt)
+    expect(t, r, 200, "MISS", "plain request after the Range miss")
+    r = get(t, proxy, tgt)
+    expect(t, r, 200, "HIT", "stored by the plain request")
+    r = get(t, proxy, tgt, headers=[("Range", "bytes=0-3")])
+    expect(t, r, 200, "HIT", "Range request on a hit: the full body")
+    t.check(len(r.body) > 4, "full body for a Range hit: got %d bytes" % len(r.body))
+    n0 = count(b, tgt)[0]
+    r = get(t, proxy, tgt, headers=[("If-Match", '"x"')])
+    expect(t, r, 200, "MISS", "If-Match goes to the backend")
+    expect_count(t, b, tgt, n0 + 1, "If-Match request")
+    r = get(t, proxy, tgt)
+    expect(t, r, 200, "HIT", "the entry survives an If-Match request")
+
+
+def test_cache_compressed_entry_refreshed_by_304(t):
+    """A compressed (br) entry revalidated by a 304 keeps what compression
+    promised: Content-Encoding br, a weak ETag and Vary: Accept-Encoding,
+    and the same decodable body."""
+    b = t.backend()
+    cfg = t.config([b], workers=2, compression={"enabled": True},
+                   routes=[{"path": "/", "pool": "app", "cache": "on"}])
+    proxy = t.ringlb(cfg)
+    tgt = target("zr", type="text/html", size=20000, cc="max-age=1", etag="z1")
+    ae = [("Accept-Encoding", "br")]
+    first = get(t, proxy, tgt, headers=ae)
+    expect(t, first, 200, "MISS", "first br request")
+    time.sleep(2.1)
+    r = get(t, proxy, tgt, headers=ae)
+    expect(t, r, 200, "REVALIDATED", "stale br entry revalidated")
+    for resp, what in ((r, "revalidated"), (get(t, proxy, tgt, headers=ae), "next hit")):
+        t.check(resp.get("Content-Encoding") == "br", "%s: Content-Encoding %r"
+                % (what, resp.get("Content-Encoding")))
+        t.check(resp.get("ETag") == 'W/"z1"', "%s: ETag %r" % (what, resp.get("ETag")))
+        t.check("accept-encoding" in resp.tokens("Vary"), "%s: Vary %r"
+                % (what, resp.get_all("Vary")))
+        t.check(resp.body == first.body, "%s: body differs from the first br body" % what)

@@ -108,8 +108,8 @@ static void check_fields(char *p, size_t len, uint8_t sel)
 	CHECK(sl == SIZE_MAX || memcmp(sig, sig2, sl) == 0);
 	kl = cache_key_build(key, sizeof(key), (struct h1_str){"GET", 3},
 	                     n > 0 ? h[0].value : (struct h1_str){"h", 1},
-	                     n > 1 ? h[1].value : (struct h1_str){"/", 1}, n > 2 ? &h[2].name : NULL,
-	                     n > 2 ? 1 : 0, h, n);
+	                     n > 1 ? h[1].value : (struct h1_str){"/", 1},
+	                     n > 2 ? &h[2].name : NULL, n > 2 ? 1 : 0, h, n);
 	CHECK(kl <= sizeof(key));
 	if (n > 1)
 		(void)cache_not_modified(h[0].value.ptr, h[0].value.len, h[1].value.ptr,

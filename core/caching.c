@@ -1139,32 +1139,38 @@ bool caching_response_head(struct shard *s, struct conn *c, const struct h1_msg 
 	return false;
 }
 
-void caching_tee_mem(struct shard *s, struct conn *c, const char *p, size_t len)
+/* tee_target is the object being built when `len` more bytes fit in it;
+ * a body that outgrows max_object is abandoned (its key passes). */
+static struct cache_obj *tee_target(struct shard *s, struct conn *c, uint64_t len)
 {
 	struct cache_obj *o = c->cobj;
 
 	if (!c->cache_store || o == NULL || len == 0)
-		return;
+		return NULL;
 	if (o->body_len + len > o->body_cap) {
 		stats_of(s, c)->too_big++;
 		drop_builder(s, c, true);
-		return;
+		return NULL;
 	}
+	return o;
+}
+
+void caching_tee_mem(struct shard *s, struct conn *c, const char *p, size_t len)
+{
+	struct cache_obj *o = tee_target(s, c, len);
+
+	if (o == NULL)
+		return;
 	memcpy(o->body + o->body_len, p, len);
 	o->body_len += len;
 }
 
 void caching_tee(struct shard *s, struct conn *c, uint64_t off, uint64_t len, bool chunked)
 {
-	struct cache_obj *o = c->cobj;
+	struct cache_obj *o = tee_target(s, c, len);
 
-	if (!c->cache_store || o == NULL || len == 0)
+	if (o == NULL)
 		return;
-	if (o->body_len + len > o->body_cap) {
-		stats_of(s, c)->too_big++;
-		drop_builder(s, c, true);
-		return;
-	}
 	for (uint64_t done = 0; done < len;) {
 		size_t run;
 		const char *p = bufq_run(&c->rin, conn_rinpool(s, c), off + done, &run);

@@ -58,6 +58,8 @@ struct cache_obj {
 	bool linked;             /* owner: in the table */
 	bool release_lock;       /* engine: the owner releases the fill lock once inserted */
 	bool compressible;       /* a plain body that ringlb would compress for some clients */
+	bool auth_ok;            /* public, s-maxage or must-revalidate: may answer requests
+	                            that carry Authorization (RFC 9111 §3.5) */
 	uint8_t enc;             /* content coding of the body (enum zenc) */
 	uint16_t status;
 	uint64_t hash; /* of the primary key */

@@ -569,6 +569,15 @@ static bool decide(struct shard *s, struct conn *c, struct creq *r)
 
 	c->cache_hash = r->hash;
 	o = lookup(s, c, r);
+	if (o != NULL && r->rq.authorization && !o->auth_ok) {
+		/* An entry stored for anyone answers a request with credentials
+		 * only when its response said so: the backend decides. */
+		cache_obj_put(o);
+		end_wait(s, c);
+		c->cache_mode = CM_PASS;
+		stats_of(s, c)->misses++;
+		return false;
+	}
 	if (o != NULL) {
 		enum cache_use use = cache_decide(&r->rq, &o->times, now_s(), &age);
 
@@ -815,6 +824,7 @@ static struct cache_obj *build_obj(struct shard *s, struct conn *c, const struct
 	    (o->times.sie == CC_UNSET || o->times.sie < (int64_t)(z->cfg.stale_if_error_ms / 1000)))
 		o->times.sie = (int64_t)(z->cfg.stale_if_error_ms / 1000);
 	o->status = (uint16_t)m->status;
+	o->auth_ok = (rs.cc.flags & (CC_PUBLIC | CC_MUST_REVALIDATE)) || rs.cc.s_maxage != CC_UNSET;
 	o->enc = c->zon ? c->zwant : 0;
 	o->compressible = !c->zon && zx_eligible(s, c, m);
 	o->date = rs.date;
@@ -961,6 +971,7 @@ static bool refresh(struct shard *s, struct conn *c, const struct creq *r, const
 	o->body_len = old->body_len;
 	o->enc = old->enc;
 	o->compressible = old->compressible;
+	o->auth_ok |= old->auth_ok;
 	hpool_put(&s->heads, (uint32_t)hb);
 	o->release_lock = c->cache_locked;
 	c->cache_locked = false;
@@ -1216,6 +1227,7 @@ void caching_response_done(struct shard *s, struct conn *c)
 			t->status = o->status;
 			t->enc = o->enc;
 			t->compressible = o->compressible;
+			t->auth_ok = o->auth_ok;
 			t->date = o->date;
 			t->last_modified = o->last_modified;
 			t->zone = o->zone;

@@ -1221,3 +1221,22 @@ def test_cache_compressed_entry_refreshed_by_304(t):
         t.check("accept-encoding" in resp.tokens("Vary"), "%s: Vary %r"
                 % (what, resp.get_all("Vary")))
         t.check(resp.body == first.body, "%s: body differs from the first br body" % what)
+
+
+def test_cache_authorization_requests_need_permission(t):
+    """A stored response answers a request that carries Authorization only
+    when it said public, s-maxage or must-revalidate (RFC 9111 §3.5);
+    otherwise that request goes to the backend and the entry stays."""
+    proxy, b, _ = start(t)
+    auth = [("Authorization", "Bearer abc")]
+    plain = target("au", cc="max-age=60")
+    expect(t, get(t, proxy, plain), 200, "MISS", "plain entry stored")
+    expect(t, get(t, proxy, plain, headers=auth), 200, "MISS", "credentials: not from cache")
+    expect_count(t, b, plain, 2, "the request with credentials reached the backend")
+    expect(t, get(t, proxy, plain), 200, "HIT", "the plain entry is still there")
+    for name, cc in (("au-pub", "public, max-age=60"), ("au-s", "s-maxage=60"),
+                     ("au-mr", "max-age=60, must-revalidate")):
+        tgt = target(name, cc=cc)
+        expect(t, get(t, proxy, tgt), 200, "MISS", "%s stored" % cc)
+        expect(t, get(t, proxy, tgt, headers=auth), 200, "HIT",
+               "credentials served from an entry with %s" % cc)

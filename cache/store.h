@@ -58,6 +58,7 @@ struct cache_obj {
 	bool linked;             /* owner: in the table */
 	bool release_lock;       /* engine: the owner releases the fill lock once inserted */
 	bool compressible;       /* a plain body that ringlb would compress for some clients */
+	uint64_t purges;         /* engine: the zone's purge count when its response began */
 	bool auth_ok;            /* public, s-maxage or must-revalidate: may answer requests
 	                            that carry Authorization (RFC 9111 §3.5) */
 	uint8_t enc;             /* content coding of the body (enum zenc) */
@@ -117,6 +118,7 @@ struct cache_zone {
 	struct cache_part *parts;
 	struct cache_stats *stats; /* [nparts]: per shard */
 	struct cache_lock locks[CACHE_LOCKS];
+	_Atomic uint64_t purges; /* bumped by every purge: fills begun before one are dropped */
 };
 
 /* cache_zone_new makes a zone for a route with `nparts` partitions, each

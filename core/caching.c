@@ -824,6 +824,7 @@ static struct cache_obj *build_obj(struct shard *s, struct conn *c, const struct
 	    (o->times.sie == CC_UNSET || o->times.sie < (int64_t)(z->cfg.stale_if_error_ms / 1000)))
 		o->times.sie = (int64_t)(z->cfg.stale_if_error_ms / 1000);
 	o->status = (uint16_t)m->status;
+	o->purges = atomic_load_explicit(&((struct cache_zone *)z)->purges, memory_order_acquire);
 	o->auth_ok = (rs.cc.flags & (CC_PUBLIC | CC_MUST_REVALIDATE)) || rs.cc.s_maxage != CC_UNSET;
 	o->enc = c->zon ? c->zwant : 0;
 	o->compressible = !c->zon && zx_eligible(s, c, m);
@@ -859,7 +860,19 @@ static void insert_local(struct shard *s, struct cache_obj *o)
 	struct cache_zone *z = o->zone;
 	uint64_t h = o->hash, evicted = 0;
 	bool release = o->release_lock;
-	bool ok = cache_insert(z, s->id, o, &evicted);
+	bool ok;
+
+	if (o->purges != atomic_load_explicit(&z->purges, memory_order_acquire)) {
+		/* A purge ran while this response was on its way: what it
+		 * removed must not come back. Its waiters fetch again. */
+		cache_obj_put(o);
+		if (release) {
+			cache_lock_release(z, h, false, s->now_ms);
+			wake_waiters(s);
+		}
+		return;
+	}
+	ok = cache_insert(z, s->id, o, &evicted);
 
 	z->stats[s->id].stores += ok;
 	z->stats[s->id].too_big += !ok;
@@ -1228,6 +1241,7 @@ void caching_response_done(struct shard *s, struct conn *c)
 			t->enc = o->enc;
 			t->compressible = o->compressible;
 			t->auth_ok = o->auth_ok;
+			t->purges = o->purges;
 			t->date = o->date;
 			t->last_modified = o->last_modified;
 			t->zone = o->zone;
@@ -1384,6 +1398,8 @@ int64_t caching_purge(const char *host, const char *target, bool prefix)
 	snprintf(req->target, sizeof(req->target), "%s", target);
 	req->prefix = prefix;
 	atomic_init(&req->pending, num_shards);
+	for (uint32_t i = 0; i < num_zones; i++)
+		atomic_fetch_add_explicit(&zones[i]->purges, 1, memory_order_release);
 	for (uint32_t i = 0; i < num_shards; i++) {
 		struct cache_purge_msg *m = calloc(1, sizeof(*m));
 		struct shard *t = &all_shards[i];

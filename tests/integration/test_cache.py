@@ -1240,3 +1240,30 @@ def test_cache_authorization_requests_need_permission(t):
         expect(t, get(t, proxy, tgt), 200, "MISS", "%s stored" % cc)
         expect(t, get(t, proxy, tgt, headers=auth), 200, "HIT",
                "credentials served from an entry with %s" % cc)
+
+
+def test_cache_purge_during_a_fill(t):
+    """A purge that runs while a response is still being stored (its client
+    reads slowly, so the fill is in progress) keeps that response out: the
+    next request is a MISS that fetches again, and its client still gets
+    every byte."""
+    n = 32 * 1024 * 1024
+    proxy, b, admin = start(t, admin=True, cache={"memory": "128MiB", "max_object": "48MiB"})
+    tgt = target("slowfill", cc=CC60, size=n)
+    c = Conn(proxy.port, t.slow(30))
+    c.send_request("GET", tgt)
+    head = c.read_head()
+    t.check(head.status == 200 and head.get("X-Cache") == "MISS",
+            "filling request: expected 200 MISS, got %d %r" % (head.status, head.get("X-Cache")))
+    time.sleep(0.3)  # the client has not read: ringlb holds the fill back
+    status, doc = api(t, admin, "POST", "/api/cache/purge", {"path": tgt})
+    t.check(status == 200, "purge during the fill: status %d %r" % (status, doc))
+    check = PatternChecker()
+    c._read_exact(n, check)  # the rest of the body (part may be buffered already)
+    t.check(check.offset == n and check.bad_at is None,
+            "filling client's body: %d of %d bytes, first bad byte at %r"
+            % (check.offset, n, check.bad_at))
+    time.sleep(0.2)
+    r = get(t, proxy, tgt)
+    expect(t, r, 200, "MISS", "after a purge during the fill")
+    expect_count(t, b, tgt, 2, "the purged fill was fetched again")

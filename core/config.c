@@ -395,14 +395,15 @@ struct table {
 enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
-	LINE_TIMEOUTS = LINE_TOP + 13,
+	LINE_TIMEOUTS = LINE_TOP + 14,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 7,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
 	LINE_ADMIN = LINE_ACCESS_LOG + 2,
 	LINE_HTTP2 = LINE_ADMIN + 2,
 	LINE_COMPRESSION = LINE_HTTP2 + 8,
-	LINE_END = LINE_COMPRESSION + 8,
+	LINE_HEADERS = LINE_COMPRESSION + 8,
+	LINE_END = LINE_HEADERS + 4,
 };
 _Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
 
@@ -633,6 +634,16 @@ static const struct field http2_fields[] = {
 static const struct table http2_table = TABLE(http2_fields, LINE_HTTP2);
 static const struct table compression_table = TABLE(compression_fields, LINE_COMPRESSION);
 
+#define T struct config_headers
+static const struct field headers_fields[] = {
+        FIELD("hide", T, hide, F_LIST, 0, 0, 0),
+        FIELD("server", T, server, F_TEXT, 0, 0, 0),
+        FIELD("request_id", T, request_id, F_BOOL, 0, 0, 1),
+        FIELD("request_id_trusted", T, request_id_trusted, F_BOOL, 0, 0, 1),
+};
+#undef T
+static const struct table headers_table = TABLE(headers_fields, LINE_HEADERS);
+
 #define T struct config
 static const struct field top_fields[] = {
         FIELD("workers", T, workers, F_WORKERS, 0, 0, 1024),
@@ -648,6 +659,7 @@ static const struct field top_fields[] = {
         FIELD("admin", T, admin, F_ADMIN, 0, 0, 0),
         SECTION("http2", http2, &http2_table),
         SECTION("compression", compression, &compression_table),
+        SECTION("headers", headers, &headers_table),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -659,7 +671,8 @@ _Static_assert(RLB_ARRAY_LEN(buffers_fields) == LINE_ACCESS_LOG - LINE_BUFFERS, 
 _Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_ADMIN - LINE_ACCESS_LOG, "log slots");
 _Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_HTTP2 - LINE_ADMIN, "admin slots");
 _Static_assert(RLB_ARRAY_LEN(http2_fields) == LINE_COMPRESSION - LINE_HTTP2, "http2 slots");
-_Static_assert(RLB_ARRAY_LEN(compression_fields) == LINE_END - LINE_COMPRESSION, "compression");
+_Static_assert(RLB_ARRAY_LEN(compression_fields) == LINE_HEADERS - LINE_COMPRESSION, "compression");
+_Static_assert(RLB_ARRAY_LEN(headers_fields) == LINE_END - LINE_HEADERS, "headers slots");
 
 /* expectation describes what a field accepts, for "expected X, got Y". */
 static const char *expectation(const struct field *f, char *out, size_t out_len)
@@ -866,6 +879,7 @@ void config_defaults(struct config *cfg)
 	        .drain_ms = 30 * 1000,
 	        .linger_ms = 2 * 1000,
 	};
+	cfg->headers = (struct config_headers){.hide = CONFIG_HIDE_HEADERS, .request_id = true};
 	cfg->compression = (struct config_compression){
 	        .encodings = "br,zstd,gzip",
 	        .types = CONFIG_COMPRESS_TYPES,
@@ -2302,6 +2316,19 @@ static int validate_routes(struct vctx *v)
 	return 1;
 }
 
+/* validate_headers checks the names in headers.hide. */
+static int validate_headers(struct vctx *v)
+{
+	const char *h = v->cfg->headers.hide;
+
+	for (const char *p = h; *p != '\0'; p++)
+		if (!is_name_char(*p) && *p != ',')
+			return errorf(v->err, v->err_len, v->cfg->source,
+			              or_root(v->cfg, key_line(v->cfg, &headers_table, "hide")),
+			              "headers.hide", "expected header field names, got \"%s\"", h);
+	return 1;
+}
+
 /* validate_compression checks the coding names and media types. */
 static int validate_compression(struct vctx *v)
 {
@@ -2376,7 +2403,7 @@ int config_validate(struct config *cfg, char *err, size_t err_len)
 
 	if (!validate_top(&v) || !validate_sizes(&v) || !validate_listeners(&v))
 		return 0;
-	if (!validate_admin(&v) || !validate_compression(&v))
+	if (!validate_admin(&v) || !validate_compression(&v) || !validate_headers(&v))
 		return 0;
 	if (cfg->num_pools == 0)
 		return errorf(err, err_len, cfg->source,

@@ -294,6 +294,16 @@ struct config_compression {
 	"application/atom+xml,application/ld+json,application/manifest+json,application/wasm,"     \
 	"image/svg+xml"
 
+/* What ringlb changes in the fields it passes on (hiding the backends). */
+struct config_headers {
+	char hide[CONFIG_PATH_MAX];   /* response fields removed, "A,B" */
+	char server[CONFIG_PATH_MAX]; /* replaces the backend's Server; "" = keep; "off" = remove */
+	bool request_id;         /* X-Request-ID to backends, clients and the log, default true */
+	bool request_id_trusted; /* keep a client's X-Request-ID (behind a trusted proxy) */
+};
+
+#define CONFIG_HIDE_HEADERS "X-Powered-By,X-AspNet-Version,X-AspNetMvc-Version"
+
 #define CONFIG_ADMIN_DEFAULT "127.0.0.1:9090"
 
 /* The admin listener (JSON API for live changes); off unless configured. */
@@ -326,6 +336,7 @@ struct config {
 	struct config_admin admin;
 	struct config_http2 http2;
 	struct config_compression compression;
+	struct config_headers headers;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
 	/* Private to config.c: the line of each top-level and section key read
 	 * from a file (0 for a default or the command line), so that

@@ -168,6 +168,7 @@ struct conn {
 	char method[16];
 	char target[200];
 	char peer[48];
+	char request_id[68]; /* X-Request-ID of the current request ("" = off) */
 
 	struct iovec iov[CONN_IOV_MAX];
 	struct msghdr msg;
@@ -352,6 +353,7 @@ struct shard {
 	struct conn *tls_starved; /* connections waiting for tls_pool buffers */
 	uint64_t *flush;          /* (gen << 32 | slot) of connections to send to this turn */
 	uint32_t num_flush, flush_cap;
+	uint64_t request_seq, request_salt;         /* X-Request-ID generator (random salt) */
 	struct upconn *up_starved;                  /* upstream connections waiting for buffers */
 	struct h1_header headers[CONN_HEADERS_MAX]; /* parse scratch */
 	void *h2_nva;   /* HTTP/2 response fields being submitted (h2.c) */

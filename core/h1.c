@@ -1156,6 +1156,8 @@ static unsigned h1_put_request_fields(struct h1_out *o, const struct h1_msg *msg
 		}
 		if (kind == H1_F_X_FORWARDED_PROTO || h1_drop_field(msg, h->name, kind))
 			continue;
+		if (fwd->request_id.len > 0 && h1_str_ieq(h->name, "X-Request-ID"))
+			continue; /* ours is sent below */
 		if (kind == H1_F_HOST && fwd->host.len > 0)
 			h1_put_field(o, h->name, fwd->host);
 		else
@@ -1196,6 +1198,11 @@ size_t h1_write_request(char *out, size_t cap, const struct h1_msg *msg,
 	if (fwd->proto.len > 0) {
 		H1_PUT_LIT(&o, "X-Forwarded-Proto: ");
 		h1_put_str(&o, fwd->proto);
+		H1_PUT_LIT(&o, "\r\n");
+	}
+	if (fwd->request_id.len > 0) {
+		H1_PUT_LIT(&o, "X-Request-ID: ");
+		h1_put_str(&o, fwd->request_id);
 		H1_PUT_LIT(&o, "\r\n");
 	}
 	/* RFC 9110 §7.6.3: received-protocol is the client's version. */

@@ -196,16 +196,19 @@ struct h1_fwd_request {
 	struct h1_str target;      /* origin-form target to send (may differ
 	                              from msg->target for absolute-form) */
 	struct h1_str host;        /* Host value to send (empty: keep msg's) */
+	struct h1_str request_id;  /* X-Request-ID to send instead of any received; empty: none */
 };
 
 /* h1_write_request writes the head ringlb sends upstream for request `msg`
  * into out[0..cap): "METHOD target HTTP/1.1", every field except the
  * hop-by-hop ones (Connection and the fields it lists, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) and except
- * X-Forwarded-Proto. Content-Length and Host are never removed because
- * Connection names them: that would let a client strip the framing; then "Transfer-Encoding:
- * chunked" when the body is chunked, X-Forwarded-For (the received values followed by the client
- * address, in one field), X-Forwarded-Proto, and Via ("1.0 ringlb" or
+ * X-Forwarded-Proto (and X-Request-ID when fwd->request_id is set).
+ * Content-Length and Host are never removed because Connection names
+ * them: that would let a client strip the framing; then
+ * "Transfer-Encoding: chunked" when the body is chunked, X-Forwarded-For
+ * (the received values followed by the client address, in one field),
+ * X-Forwarded-Proto, X-Request-ID (fwd->request_id), and Via ("1.0 ringlb" or
  * "1.1 ringlb", appended to received Via values). Returns the bytes written,
  * or 0 if they do not fit in `cap`. */
 size_t h1_write_request(char *out, size_t cap, const struct h1_msg *msg,

@@ -35,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -657,6 +658,7 @@ static void txn_reset(struct shard *s, struct conn *c)
 	c->sticky_idx = -1;
 	c->sticky_sent = 0;
 	c->method[0] = c->target[0] = '\0';
+	c->request_id[0] = '\0';
 	c->zwant = 0;
 }
 
@@ -689,6 +691,37 @@ static void refuse_request(struct shard *s, struct conn *c, const struct h1_msg 
 	conn_local(s, c, status);
 }
 
+/* set_request_id gives the request its X-Request-ID: the client's own when
+ * headers.request_id_trusted (a proxy in front made it) and it is a sane
+ * token, else a new one: 32 hex digits from the shard, a counter and the
+ * clock, unique across shards and restarts. */
+static void set_request_id(struct shard *s, struct conn *c, const struct h1_msg *m)
+{
+	const struct config_headers *hc = &s->cfg->headers;
+
+	c->request_id[0] = '\0';
+	if (!hc->request_id)
+		return;
+	for (size_t i = 0; hc->request_id_trusted && i < m->num_headers; i++) {
+		struct h1_str v = m->headers[i].value;
+		bool ok = h1_str_ieq(m->headers[i].name, "X-Request-ID") && v.len > 0 &&
+		          v.len < sizeof(c->request_id);
+
+		for (size_t k = 0; ok && k < v.len; k++)
+			ok = v.ptr[k] > 0x20 && v.ptr[k] < 0x7f && v.ptr[k] != '"';
+		if (ok) {
+			memcpy(c->request_id, v.ptr, v.len);
+			c->request_id[v.len] = '\0';
+			return;
+		}
+	}
+	s->request_seq++;
+	snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
+	         (unsigned long long)s->request_salt,
+	         (unsigned long long)XXH3_64bits_withSeed(&s->request_seq, sizeof(s->request_seq),
+	                                                  s->request_salt ^ s->id));
+}
+
 /* write_request writes the head sent upstream into a head buffer. Returns 0
  * or the status to answer instead. */
 static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m,
@@ -707,6 +740,8 @@ static int write_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	fwd.proto.len = strlen(fwd.proto.ptr);
 	fwd.target = target;
 	fwd.host = host;
+	fwd.request_id.ptr = c->request_id;
+	fwd.request_id.len = strlen(c->request_id);
 	n = h1_write_request(hpool_data(&s->heads, (uint32_t)h), s->heads.size, m, &fwd);
 	if (n == 0) {
 		hpool_put(&s->heads, (uint32_t)h);
@@ -986,6 +1021,7 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 		refuse_request(s, c, m, 404);
 		return;
 	}
+	set_request_id(s, c, m);
 	err = write_request(s, c, m, target, host);
 	if (err != 0) {
 		refuse_request(s, c, m, err);
@@ -1271,7 +1307,8 @@ static int sticky_field(struct shard *s, struct conn *c, char *out, size_t cap)
 static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
 	const struct shard_listener *sl = &s->listeners[c->listener];
-	char extra[CONFIG_NAME_MAX + 64 + sizeof(sl->hsts)];
+	char extra[CONFIG_NAME_MAX + 64 + 160 +
+	           sizeof(sl->hsts)]; /* cookie, X-Cache, X-Request-ID */
 	struct h1_fwd_response fwd;
 	bool ka;
 	int32_t h;
@@ -1292,6 +1329,14 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	if (c->cache_mode != CM_NONE)
 		fwd.extra.len += caching_extra(c, extra + fwd.extra.len,
 		                               sizeof(extra) - sizeof(sl->hsts) - fwd.extra.len);
+	if (c->request_id[0] != '\0') {
+		int k = snprintf(extra + fwd.extra.len,
+		                 sizeof(extra) - sizeof(sl->hsts) - fwd.extra.len,
+		                 "X-Request-ID: %s\r\n", c->request_id);
+
+		if (k > 0 && (size_t)k < sizeof(extra) - sizeof(sl->hsts) - fwd.extra.len)
+			fwd.extra.len += (size_t)k;
+	}
 	if (sl->hsts_len > 0 && (c->tls.ssl != NULL || c->h2_stream)) {
 		memcpy(extra + fwd.extra.len, sl->hsts, sl->hsts_len);
 		fwd.extra.len += sl->hsts_len;
@@ -1315,6 +1360,35 @@ static int write_final_head(struct shard *s, struct conn *c, const struct h1_msg
 	c->resp_head_sent = 0;
 	c->resp_started = true; /* a final response is committed: no 502 after this */
 	return 0;
+}
+
+/* hide_fields removes the response fields that would name the backend's
+ * software (headers.hide) and replaces or removes Server (headers.server),
+ * before the head is stored, compressed or sent. */
+static void hide_fields(struct shard *s, struct h1_msg *m)
+{
+	const struct config_headers *hc = &s->cfg->headers;
+	bool server_off = strcmp(hc->server, "off") == 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->num_headers; i++) {
+		struct h1_header *h = &m->headers[i];
+		bool drop = false;
+
+		for (const char *p = hc->hide; *p != '\0' && !drop;) {
+			size_t len = strcspn(p, ",");
+
+			drop = h->name.len == len && strncasecmp(h->name.ptr, p, len) == 0;
+			p += len + (p[len] == ',');
+		}
+		if (h1_str_ieq(h->name, "Server") && hc->server[0] != '\0') {
+			drop = server_off;
+			h->value = (struct h1_str){hc->server, strlen(hc->server)};
+		}
+		if (!drop)
+			m->headers[n++] = *h;
+	}
+	m->num_headers = n;
 }
 
 /* cache_takes_over lets compression rewrite a final head (for a compressed
@@ -1386,6 +1460,7 @@ static int parse_response(struct shard *s, struct conn *c)
 		conn_local(s, c, 502);
 		return 1;
 	}
+	hide_fields(s, &m);
 	orig_body = m.body;
 	orig_length = m.content_length;
 	if (c->up != NULL) {
@@ -1471,13 +1546,15 @@ static void txn_log(struct shard *s, struct conn *c)
 		strftime(s->log_date, sizeof(s->log_date), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 		s->log_when = now;
 	}
-	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/%s\" %d %llu %llums\n", c->peer,
-	             s->log_date, c->method[0] ? c->method : "-", c->target[0] ? c->target : "-",
+	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/%s\" %d %llu %llums %s\n",
+	             c->peer, s->log_date, c->method[0] ? c->method : "-",
+	             c->target[0] ? c->target : "-",
 	             c->h2_stream ? "2.0"
 	             : c->http10  ? "1.0"
 	                          : "1.1",
 	             c->status, (unsigned long long)c->bytes_out,
-	             (unsigned long long)(s->now_ms - c->t_start_ms));
+	             (unsigned long long)(s->now_ms - c->t_start_ms),
+	             c->request_id[0] != '\0' ? c->request_id : "-");
 	if (n > 0)
 		shard_alog_push(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

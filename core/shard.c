@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -237,6 +238,8 @@ static int shard_setup(struct shard *s)
 	                      : cfg->limits.response_header_bytes_max;
 
 	s->now_ms = rlb_now_ms();
+	if (getrandom(&s->request_salt, sizeof(s->request_salt), 0) != sizeof(s->request_salt))
+		s->request_salt = s->now_ms * 0x9e3779b97f4a7c15ULL ^ (uint64_t)s->id;
 	timer_wheel_init(&s->wheel, s->now_ms, TIMER_TICK_MS);
 	set_limits(s);
 	for (uint32_t i = 0; i < CONFIG_LISTENERS_MAX; i++)

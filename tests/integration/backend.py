@@ -44,7 +44,8 @@ Behaviour by path (the query string is ignored for dispatch):
                         text body naming the counter), chunked=1,
                         type=MEDIA, status=N, delay=MS (before the head),
                         enc=gzip (a pre-compressed body),
-                        echo=FIELD (the request's FIELD value in X-Echo);
+                        echo=FIELD (the request's FIELD value in X-Echo),
+                        hdr=NAME:VALUE|NAME:VALUE (extra response fields);
                         every request to the target is counted
   /count?t=TARGET       JSON {"n": requests seen for that target (path and
                         query of a /cache request), "last": its request
@@ -493,6 +494,9 @@ class Backend:
             extra.append(("Set-Cookie", "session=%d; Path=/" % n))
         if "echo" in q:
             extra.append(("X-Echo", req.get(q["echo"]) or "-"))
+        for item in q.get("hdr", "").split("|") if q.get("hdr") else ():
+            k, _, v = item.partition(":")
+            extra.append((k.strip(), v.strip()))
         extra.append(("X-Count", str(n)))
         inm = req.get("if-none-match")
         ims = req.get("if-modified-since")

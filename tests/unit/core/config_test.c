@@ -1610,6 +1610,32 @@ static void test_compression_section(void **state)
 	             "\"10\"");
 }
 
+/* The headers section: defaults, the hide list, Server, request ids. */
+static void test_headers_section(void **state)
+{
+	struct config *cfg = expect_ok(MINIMAL);
+
+	(void)state;
+	assert_string_equal(cfg->headers.hide, "X-Powered-By,X-AspNet-Version,X-AspNetMvc-Version");
+	assert_string_equal(cfg->headers.server, "");
+	assert_true(cfg->headers.request_id);
+	assert_false(cfg->headers.request_id_trusted);
+	del_cfg(cfg);
+	cfg = expect_ok(MINIMAL "headers:\n"
+	                        "  hide: [X-Powered-By, X-Runtime]\n"
+	                        "  server: ringlb\n"
+	                        "  request_id: false\n"
+	                        "  request_id_trusted: true\n");
+	assert_string_equal(cfg->headers.hide, "X-Powered-By,X-Runtime");
+	assert_string_equal(cfg->headers.server, "ringlb");
+	assert_false(cfg->headers.request_id);
+	assert_true(cfg->headers.request_id_trusted);
+	del_cfg(cfg);
+	expect_error(MINIMAL "headers:\n"
+	                     "  hide: [\"X:Bad\"]\n",
+	             "ringlb.yaml:7: headers.hide: expected header field names, got \"X:Bad\"");
+}
+
 static void test_http2_section(void **state)
 {
 	struct config *cfg = expect_ok(TLS_MINIMAL);
@@ -2058,6 +2084,7 @@ int main(void)
 	        cmocka_unit_test(test_tls_validation),
 	        cmocka_unit_test(test_config_add_tls),
 	        cmocka_unit_test(test_http2_section),
+	        cmocka_unit_test(test_headers_section),
 	        cmocka_unit_test(test_cache_section),
 	        cmocka_unit_test(test_config_add_cache),
 	        cmocka_unit_test(test_compression_section),

@@ -1330,6 +1330,36 @@ static void test_write_request_hop_by_hop(void **state)
 	check_overflow(write_req_thunk, &p.m, &fwd, n, want);
 }
 
+/* With fwd->request_id, every received X-Request-ID is dropped and ours is
+ * written once, before Via. */
+static void test_write_request_request_id(void **state)
+{
+	static struct parsed p;
+	static char out[1024];
+	const char *in = "GET / HTTP/1.1\r\n"
+	                 "Host: h\r\n"
+	                 "X-Request-ID: from-client\r\n"
+	                 "x-request-id: again\r\n\r\n";
+	const char *want = "GET / HTTP/1.1\r\n"
+	                   "Host: h\r\n"
+	                   "X-Forwarded-For: 10.0.0.9\r\n"
+	                   "X-Forwarded-Proto: http\r\n"
+	                   "X-Request-ID: 0123456789abcdef\r\n"
+	                   "Via: 1.1 ringlb\r\n\r\n";
+	const struct h1_fwd_request fwd = {
+	        .client_addr = {"10.0.0.9", 8},
+	        .proto = {"http", 4},
+	        .request_id = {"0123456789abcdef", 16},
+	};
+	(void)state;
+
+	assert_result(req(in, &p), H1_OK);
+	size_t n = h1_write_request(out, sizeof(out), &p.m, &fwd);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(out, want, n);
+	check_overflow(write_req_thunk, &p.m, &fwd, n, want);
+}
+
 /* RFC 9112 §3.2.2: for an absolute-form target the caller passes the
  * origin-form target and the authority as Host, which replaces the
  * received Host in place; RFC 9110 §7.6.3: Via names the client's version. */
@@ -1661,6 +1691,7 @@ int main(void)
 	        cmocka_unit_test(test_err_trailer),
 	        cmocka_unit_test(test_write_request_hop_by_hop),
 	        cmocka_unit_test(test_write_request_host_override),
+	        cmocka_unit_test(test_write_request_request_id),
 	        cmocka_unit_test(test_write_request_connection_cannot_strip_framing),
 	        cmocka_unit_test(test_write_request_minimal_fwd),
 	        cmocka_unit_test(test_write_response),

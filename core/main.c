@@ -302,7 +302,7 @@ static int open_access_log(const struct config *cfg)
 		return -1;
 	if (strcmp(p, "stdout") == 0 || strcmp(p, "-") == 0)
 		return dup(STDOUT_FILENO);
-	return open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	return open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }
 
 /* drain_logs writes the queued access-log lines of every shard, batched

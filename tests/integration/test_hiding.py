@@ -97,6 +97,8 @@ def test_request_id_everywhere_and_unique(t):
             break
         time.sleep(0.05)
     t.check(rid in text, "the last id %s is in the access log" % rid)
+    mode = os.stat(log_path).st_mode & 0o777
+    t.check(mode & 0o007 == 0, "access log readable by others: mode %o" % mode)
     t.check("client-made" not in text, "the client's own id was replaced")
 
 

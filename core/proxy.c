@@ -693,8 +693,9 @@ static void refuse_request(struct shard *s, struct conn *c, const struct h1_msg 
 
 /* set_request_id gives the request its X-Request-ID: the client's own when
  * headers.request_id_trusted (a proxy in front made it) and it is a sane
- * token, else a new one: 32 hex digits from the shard, a counter and the
- * clock, unique across shards and restarts. */
+ * token, else a new one: 32 hex digits, the shard's random salt (drawn at
+ * start-up) and a hash of its request counter, so ids differ across
+ * shards and restarts. Requests refused before routing have none. */
 static void set_request_id(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
 	const struct config_headers *hc = &s->cfg->headers;

@@ -397,7 +397,7 @@ enum {
 	LINE_TOP = 1,
 	LINE_TIMEOUTS = LINE_TOP + 14,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
-	LINE_BUFFERS = LINE_LIMITS + 7,
+	LINE_BUFFERS = LINE_LIMITS + 8,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
 	LINE_ADMIN = LINE_ACCESS_LOG + 2,
 	LINE_HTTP2 = LINE_ADMIN + 2,
@@ -433,6 +433,7 @@ static const struct field limits_fields[] = {
         FIELD("headers_max", T, headers_max, F_UINT, 0, 1, 1024),
         FIELD("body_bytes_max", T, body_bytes_max, F_SIZE, 0, 0, UINT64_MAX),
         FIELD("response_header_bytes_max", T, response_header_bytes_max, F_SIZE, 0, 256, MIB),
+        FIELD("requests_per_conn", T, requests_per_conn, F_UINT, 0, 0, 100000000),
 };
 #undef T
 

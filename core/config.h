@@ -252,6 +252,8 @@ struct config_limits {
 	uint32_t headers_max;          /* header fields per message, default 100: 431 beyond */
 	uint64_t body_bytes_max;       /* request body, default 1GiB; 0 = unlimited: 413 beyond */
 	size_t response_header_bytes_max; /* response head from a backend, default 16KiB: 502 */
+	uint32_t requests_per_conn; /* requests on one client connection, then it closes; 0 = no
+	                               limit (default) */
 };
 
 struct config_buffers {

@@ -169,6 +169,7 @@ struct conn {
 	char target[200];
 	char peer[48];
 	char request_id[68]; /* X-Request-ID of the current request ("" = off) */
+	uint32_t nreq;       /* requests read on this connection (limits.requests_per_conn) */
 
 	struct iovec iov[CONN_IOV_MAX];
 	struct msghdr msg;
@@ -287,7 +288,7 @@ struct shard_stats {
 	uint64_t accepted, refused_full, requests, responses[6];
 	uint64_t parse_errors, upstream_connects, upstream_reused, upstream_errors;
 	uint64_t retries, timeouts, stale_cqes, log_dropped, tls_failures;
-	uint64_t h2_connections, h2_floods;
+	uint64_t h2_connections, h2_floods, conn_request_limit;
 } __attribute__((aligned(RLB_CACHELINE)));
 
 /* What a shard needs to know about each listener on the request path,

@@ -666,6 +666,14 @@ static void txn_reset(struct shard *s, struct conn *c)
  * before the head's bytes are released. */
 static void note_request(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
+	const uint32_t limit = s->cfg->limits.requests_per_conn;
+
+	/* The last request a connection may carry is answered with
+	 * "Connection: close", then the connection closes cleanly. */
+	if (!c->h2_stream && limit > 0 && ++c->nreq >= limit) {
+		c->close_after = true;
+		s->stats.conn_request_limit++;
+	}
 	c->state = CONN_PROXY;
 	c->http10 = m->version_minor == 0;
 	c->keep_alive = m->keep_alive;
@@ -1774,6 +1782,7 @@ static void conn_init(struct shard *s, struct conn *c, int fd, uint32_t listener
 	c->eof_pending = c->tls_starved = c->shut_pending = c->rin_tls = false;
 	tls_link_init(&c->tls);
 	c->close_after = false;
+	c->nreq = 0;
 	c->up = NULL;
 	c->req_head = c->resp_head = -1;
 	bufq_init(&c->in);

@@ -123,3 +123,22 @@ def test_io_uring_refused_names_cause_and_fix(t):
     t.eq(p.returncode, 3, "exit status when io_uring is refused")
     t.check("seccomp" in p.stderr and "io_uring_setup" in p.stderr,
             "message names the cause and the fix: %r" % p.stderr)
+
+
+@timeout(30)
+def test_requests_per_conn(t):
+    """limits.requests_per_conn 3: the third response on a connection says
+    Connection: close and the connection then ends cleanly (no reset); a
+    new connection is served again."""
+    b = t.backend()
+    proxy = t.ringlb(t.config([b], limits={"requests_per_conn": 3}))
+    c = t.connect(proxy.port)
+    for i in (1, 2, 3):
+        resp = c.request("GET", "/size/10")
+        t.eq(resp.status, 200, "request %d status" % i)
+        want = ["close"] if i == 3 else []
+        t.eq(resp.tokens("Connection"), want, "Connection field of response %d" % i)
+    t.check(c.closed_within(t.slow(3)), "the connection closes after the third response")
+    t.check(c.eof, "closed with a FIN (clean), not a reset")
+    c2 = t.connect(proxy.port)
+    t.eq(c2.request("GET", "/size/10").status, 200, "a new connection is served")

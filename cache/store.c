@@ -85,6 +85,28 @@ struct cache_obj *cache_obj_new(uint64_t h, const char *key, size_t key_len, con
 	return o;
 }
 
+struct cache_obj *cache_obj_clone(const struct cache_obj *o, uint64_t body_cap)
+{
+	struct cache_obj *t = cache_obj_new(o->hash, o->key, o->key_len, o->vary_names,
+	                                    o->vary_names_len, o->vary, o->vary_len, o->head,
+	                                    o->head_len, o->etag, o->etag_len, body_cap);
+
+	if (t == NULL)
+		return NULL;
+	memcpy(t->body, o->body, o->body_len);
+	t->body_len = o->body_len;
+	t->times = o->times;
+	t->status = o->status;
+	t->enc = o->enc;
+	t->compressible = o->compressible;
+	t->auth_ok = o->auth_ok;
+	t->purges = o->purges;
+	t->date = o->date;
+	t->last_modified = o->last_modified;
+	t->zone = o->zone;
+	return t;
+}
+
 /* ---- zones ---- */
 
 /* parse_key_headers splits the configured "A,B" list; false when it holds

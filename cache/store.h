@@ -161,6 +161,11 @@ struct cache_obj *cache_obj_new(uint64_t h, const char *key, size_t key_len, con
                                 const char *head, size_t head_len, const char *etag,
                                 size_t etag_len, uint64_t body_cap);
 
+/* cache_obj_clone copies an unpublished object, metadata and body, into a
+ * new one with room for `body_cap` (>= its body_len) body bytes. NULL when
+ * out of memory. */
+struct cache_obj *cache_obj_clone(const struct cache_obj *o, uint64_t body_cap);
+
 /* cache_obj_size is what an object is charged against the budget. */
 uint64_t cache_obj_size(const struct cache_obj *o);
 

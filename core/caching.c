@@ -1229,22 +1229,9 @@ void caching_response_done(struct shard *s, struct conn *c)
 	c->cobj = NULL;
 	if (o->body_cap > o->body_len + 4096) {
 		/* a chunked body: keep only what it needs */
-		struct cache_obj *t = cache_obj_new(
-		        o->hash, o->key, o->key_len, o->vary_names, o->vary_names_len, o->vary,
-		        o->vary_len, o->head, o->head_len, o->etag, o->etag_len, o->body_len);
+		struct cache_obj *t = cache_obj_clone(o, o->body_len);
 
 		if (t != NULL) {
-			memcpy(t->body, o->body, o->body_len);
-			t->body_len = o->body_len;
-			t->times = o->times;
-			t->status = o->status;
-			t->enc = o->enc;
-			t->compressible = o->compressible;
-			t->auth_ok = o->auth_ok;
-			t->purges = o->purges;
-			t->date = o->date;
-			t->last_modified = o->last_modified;
-			t->zone = o->zone;
 			cache_obj_put(o);
 			o = t;
 		}

@@ -21,6 +21,9 @@ PACKAGES="$PACKAGES libxxhash-dev libcmocka-dev libyaml-dev liburcu-dev"
 PACKAGES="$PACKAGES clang libclang-rt-14-dev python3 curl wrk nginx haproxy"
 PACKAGES="$PACKAGES openssl procps iproute2 libnghttp2-dev nghttp2-client testssl.sh"
 PACKAGES="$PACKAGES zlib1g-dev libbrotli-dev libzstd-dev"
+# libpcre2-dev: request filter patterns; libseccomp-dev: the optional system call
+# allow-list; slowhttptest: the slow-client benchmark (bench/slow.sh).
+PACKAGES="$PACKAGES libpcre2-dev libseccomp-dev slowhttptest"
 
 check_kernel() {
 	f=/proc/sys/kernel/io_uring_disabled

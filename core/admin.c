@@ -10,6 +10,7 @@
 #include "core/caching.h"
 #include "core/h1.h"
 #include "core/log.h"
+#include "core/protect.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -431,6 +432,16 @@ static void route(struct control_plane *cp, struct h1_str method, struct h1_str 
 	if (n >= 2 && n <= 3 && strcmp(parts[0], "api") == 0 && strcmp(parts[1], "cache") == 0 &&
 	    (n == 2 || strcmp(parts[2], "purge") == 0)) {
 		cache_api(method, n == 3, body, r);
+		return;
+	}
+	if (n == 2 && strcmp(parts[0], "api") == 0 && strcmp(parts[1], "protection") == 0) {
+		if (!h1_str_ieq(method, "GET")) {
+			fail(r, 405, "use GET");
+			return;
+		}
+		r->len = protect_stats_json(cp->cfg, r->buf, ADMIN_OUT_MAX - 1);
+		r->status = 200;
+		r->buf[r->len++] = '\n';
 		return;
 	}
 	if (n < 2 || strcmp(parts[0], "api") != 0 || strcmp(parts[1], "pools") != 0) {

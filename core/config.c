@@ -23,7 +23,10 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/cidr.h"
 #include "core/common.h"
+#include "core/filter.h"
+#include "core/ratelimit.h"
 
 #define KIB             1024ULL
 #define MIB             (1024ULL * KIB)
@@ -357,6 +360,12 @@ enum field_kind {
 	F_VERIFY,      /* "required" or "optional" */
 	F_CACHE,       /* struct config_cache: on/off, or a nested mapping (cache_table) */
 	F_LIST,        /* char[]: a list of tokens (YAML list or "a, b"), stored "a,b" */
+	F_PATTERN,     /* char[CONFIG_PATH_MAX]: a PCRE2 pattern (printable ASCII) */
+	F_RATE,        /* struct config_rate_limit interval_us from "100/s" */
+	F_RATE_KEY,    /* struct config_rate_limit key and key_name */
+	F_RATE_LIMIT,  /* struct config_rate_limit, a nested mapping (rate_limit_table) */
+	F_FILTERS,     /* struct config_filter, a nested mapping (filter_table) */
+	F_RULES,       /* a filters section's rules list */
 };
 
 #define FL_REQUIRED 1 /* the mapping must hold this key */
@@ -397,13 +406,14 @@ enum {
 	LINE_TOP = 1,
 	LINE_TIMEOUTS = LINE_TOP + 14,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
-	LINE_BUFFERS = LINE_LIMITS + 8,
+	LINE_BUFFERS = LINE_LIMITS + 14,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
 	LINE_ADMIN = LINE_ACCESS_LOG + 2,
 	LINE_HTTP2 = LINE_ADMIN + 2,
 	LINE_COMPRESSION = LINE_HTTP2 + 8,
 	LINE_HEADERS = LINE_COMPRESSION + 8,
-	LINE_END = LINE_HEADERS + 4,
+	LINE_ANOMALY = LINE_HEADERS + 4,
+	LINE_END = LINE_ANOMALY + 7,
 };
 _Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
 
@@ -434,6 +444,12 @@ static const struct field limits_fields[] = {
         FIELD("body_bytes_max", T, body_bytes_max, F_SIZE, 0, 0, UINT64_MAX),
         FIELD("response_header_bytes_max", T, response_header_bytes_max, F_SIZE, 0, 256, MIB),
         FIELD("requests_per_conn", T, requests_per_conn, F_UINT, 0, 0, 100000000),
+        FIELD("conns_total", T, conns_total, F_UINT, 0, 0, 100000000),
+        FIELD("conns_per_ip", T, conns_per_ip, F_UINT, 0, 0, 10000000),
+        FIELD("body_min_rate", T, body_min_rate, F_SIZE, 0, 0, GIB),
+        FIELD("body_rate_window", T, body_rate_window_ms, F_DURATION, 0, 1000, 3600 * 1000),
+        FIELD("rate_table_slots", T, rate_table_slots, F_POW2, 0, 64, 1U << 28),
+        FIELD("ip_table_slots", T, ip_table_slots, F_POW2, 0, 64, 1U << 28),
 };
 #undef T
 
@@ -461,6 +477,12 @@ static const struct field listener_fields[] = {
         FIELD("tls", T, tls, F_TLS, 0, 0, 0),
         FIELD("redirect_https", T, redirect_https, F_UINT, 0, 0, 65535),
         FIELD("http2", T, http2, F_BOOL, 0, 0, 1),
+        FIELD("proxy_protocol", T, proxy_protocol, F_BOOL, 0, 0, 1),
+        FIELD("allow", T, acl.allow, F_LIST, 0, 0, 0),
+        FIELD("deny", T, acl.deny, F_LIST, 0, 0, 0),
+        FIELD("allow_file", T, acl.allow_file, F_FILE, 0, 0, 0),
+        FIELD("deny_file", T, acl.deny_file, F_FILE, 0, 0, 0),
+        FIELD("trusted_proxies", T, trusted_proxies, F_LIST, 0, 0, 0),
 };
 #undef T
 
@@ -568,6 +590,12 @@ static const struct field route_fields[] = {
         FIELD("path", T, path, F_PATH, 0, 0, 0),
         FIELD("pool", T, pool, F_POOL_REF, FL_REQUIRED | FL_LINE, 0, 0),
         FIELD("cache", T, cache, F_CACHE, 0, 0, 0),
+        FIELD("allow", T, acl.allow, F_LIST, 0, 0, 0),
+        FIELD("deny", T, acl.deny, F_LIST, 0, 0, 0),
+        FIELD("allow_file", T, acl.allow_file, F_FILE, 0, 0, 0),
+        FIELD("deny_file", T, acl.deny_file, F_FILE, 0, 0, 0),
+        FIELD("rate_limit", T, rate_limit, F_RATE_LIMIT, 0, 0, 0),
+        FIELD("filters", T, filter, F_FILTERS, 0, 0, 0),
 };
 #undef T
 
@@ -584,6 +612,38 @@ static const struct field cache_fields[] = {
 };
 #undef T
 static const struct table cache_table = {cache_fields, RLB_ARRAY_LEN(cache_fields), -1};
+
+#define T struct config_rate_limit
+static const struct field rate_limit_fields[] = {
+        FIELD("rate", T, interval_us, F_RATE, FL_REQUIRED, 0, 0),
+        FIELD("burst", T, burst, F_UINT, 0, 0, 1000000),
+        FIELD("key", T, key, F_RATE_KEY, 0, 0, 0),
+        FIELD("delay", T, delay_ms, F_DURATION, 0, 0, 60 * 1000),
+        FIELD("status", T, status, F_UINT, 0, 429, 503),
+};
+#undef T
+static const struct table rate_limit_table = {rate_limit_fields, RLB_ARRAY_LEN(rate_limit_fields),
+                                              -1};
+
+#define T struct config_filter
+static const struct field filter_fields[] = {
+        FIELD("methods", T, methods, F_LIST, 0, 0, 0),
+        FIELD("max_uri", T, max_uri, F_UINT, 0, 0, 1048576),
+        FIELD("rules", T, rules, F_RULES, 0, 0, 0),
+};
+#undef T
+static const struct table filter_table = {filter_fields, RLB_ARRAY_LEN(filter_fields), -1};
+
+#define T struct config_filter_rule
+static const struct field rule_fields[] = {
+        FIELD("name", T, name, F_POOL_NAME, FL_REQUIRED | FL_LINE, 0, 0),
+        FIELD("path", T, path, F_PATTERN, 0, 0, 0),
+        FIELD("method", T, method, F_PATTERN, 0, 0, 0),
+        FIELD("header", T, header, F_POOL_NAME, 0, 0, 0),
+        FIELD("value", T, value, F_PATTERN, 0, 0, 0),
+};
+#undef T
+static const struct table rule_table = {rule_fields, RLB_ARRAY_LEN(rule_fields), -1};
 
 #define T struct config_compression
 static const struct field compression_fields[] = {
@@ -645,6 +705,19 @@ static const struct field headers_fields[] = {
 #undef T
 static const struct table headers_table = TABLE(headers_fields, LINE_HEADERS);
 
+#define T struct config_anomaly
+static const struct field anomaly_fields[] = {
+        FIELD("enabled", T, enabled, F_BOOL, 0, 0, 1),
+        FIELD("interval", T, interval_ms, F_DURATION, 0, 1000, 3600 * 1000),
+        FIELD("baseline", T, baseline_ms, F_DURATION, 0, 1000, 7 * 24 * 3600 * 1000ULL),
+        FIELD("factor", T, factor, F_UINT, 0, 101, 100000),
+        FIELD("min_rate", T, min_rate, F_UINT, 0, 0, 100000000),
+        FIELD("error_factor", T, error_factor, F_UINT, 0, 101, 100000),
+        FIELD("min_error_rate", T, min_error_rate, F_UINT, 0, 0, 100000000),
+};
+#undef T
+static const struct table anomaly_table = TABLE(anomaly_fields, LINE_ANOMALY);
+
 #define T struct config
 static const struct field top_fields[] = {
         FIELD("workers", T, workers, F_WORKERS, 0, 0, 1024),
@@ -661,6 +734,7 @@ static const struct field top_fields[] = {
         SECTION("http2", http2, &http2_table),
         SECTION("compression", compression, &compression_table),
         SECTION("headers", headers, &headers_table),
+        SECTION("anomaly", anomaly, &anomaly_table),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -673,7 +747,8 @@ _Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_ADMIN - LINE_ACCESS_LOG,
 _Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_HTTP2 - LINE_ADMIN, "admin slots");
 _Static_assert(RLB_ARRAY_LEN(http2_fields) == LINE_COMPRESSION - LINE_HTTP2, "http2 slots");
 _Static_assert(RLB_ARRAY_LEN(compression_fields) == LINE_HEADERS - LINE_COMPRESSION, "compression");
-_Static_assert(RLB_ARRAY_LEN(headers_fields) == LINE_END - LINE_HEADERS, "headers slots");
+_Static_assert(RLB_ARRAY_LEN(headers_fields) == LINE_ANOMALY - LINE_HEADERS, "headers slots");
+_Static_assert(RLB_ARRAY_LEN(anomaly_fields) == LINE_END - LINE_ANOMALY, "anomaly slots");
 
 /* expectation describes what a field accepts, for "expected X, got Y". */
 static const char *expectation(const struct field *f, char *out, size_t out_len)
@@ -751,7 +826,22 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 	case F_CACHE:
 		return "on, off, or a mapping of cache settings";
 	case F_LIST:
-		return "a list of names (or \"a, b\"), 1 to 511 characters in all";
+		return f->width == CONFIG_CIDRS_MAX
+		               ? "a list of addresses or CIDR prefixes (or \"a, b\"), at most 4095 "
+		                 "characters in all (longer lists go in a file)"
+		               : "a list of names (or \"a, b\"), 1 to 511 characters in all";
+	case F_PATTERN:
+		return "a regular expression (PCRE2) of 1 to 511 printable ASCII characters";
+	case F_RATE:
+		return "a rate like 100/s, 6000/m or 10/h";
+	case F_RATE_KEY:
+		return "client_ip, route or header:NAME";
+	case F_RATE_LIMIT:
+		return "a mapping of rate limit settings";
+	case F_FILTERS:
+		return "a mapping of filter settings";
+	case F_RULES:
+		return "a list of rules";
 	}
 	return "a value";
 }
@@ -898,6 +988,17 @@ void config_defaults(struct config *cfg)
 	        .headers_max = 100,
 	        .body_bytes_max = GIB,
 	        .response_header_bytes_max = 16 * KIB,
+	        .body_rate_window_ms = 10 * 1000,
+	        .rate_table_slots = 262144,
+	        .ip_table_slots = 65536,
+	};
+	cfg->anomaly = (struct config_anomaly){
+	        .interval_ms = 10 * 1000,
+	        .baseline_ms = 10 * 60 * 1000,
+	        .factor = 300,
+	        .min_rate = 10,
+	        .error_factor = 300,
+	        .min_error_rate = 1,
 	};
 	/* Two groups (client input, upstream input) of 1024 x 16KiB: 32MiB
 	 * of receive buffers per shard. */
@@ -937,6 +1038,8 @@ void config_free(struct config *cfg)
 		free(cfg->listeners[i].tls);
 		cfg->listeners[i].tls = NULL;
 	}
+	for (size_t i = 0; cfg->routes != NULL && i < cfg->num_routes; i++)
+		free(cfg->routes[i].filter.rules);
 	free(cfg->routes);
 	cfg->routes = NULL;
 	cfg->num_routes = 0;
@@ -1121,9 +1224,11 @@ static int parse_text(struct parse *p, const struct field *f, const yaml_node_t 
 			ok = v[i] > 0x20 && v[i] < 0x7f;
 		break;
 	case F_FILE:
+	case F_PATTERN:
 		ok = len > 0 && len < CONFIG_PATH_MAX;
 		for (size_t i = 0; ok && i < len; i++)
-			ok = (unsigned char)v[i] >= 0x20 && v[i] != 0x7f;
+			ok = (unsigned char)v[i] >= 0x20 && v[i] != 0x7f &&
+			     (f->kind == F_FILE || (unsigned char)v[i] < 0x80);
 		break;
 	default:
 		RLB_ASSERT(0);
@@ -1210,6 +1315,26 @@ static int parse_expect(const char *v, struct config_health *h)
 	return h->num_expect > 0;
 }
 
+/* parse_rate_key reads "client_ip", "route" or "header:NAME". */
+static int parse_rate_key(const char *v, struct config_rate_limit *rl)
+{
+	size_t len;
+
+	rl->key_name[0] = '\0';
+	if (strcmp(v, "client_ip") == 0)
+		return rl->key = CONFIG_RATE_CLIENT_IP, 1;
+	if (strcmp(v, "route") == 0)
+		return rl->key = CONFIG_RATE_ROUTE, 1;
+	if (strncmp(v, "header:", 7) != 0)
+		return 0;
+	len = strlen(v + 7);
+	if (len == 0 || len >= sizeof(rl->key_name) || strpbrk(v + 7, " \t:;,=") != NULL)
+		return 0;
+	memcpy(rl->key_name, v + 7, len + 1);
+	rl->key = CONFIG_RATE_HEADER;
+	return 1;
+}
+
 /* parse_word reads the kinds spelled as fixed words: bool, workers, log
  * level, algorithm, hash key and the access-log path. */
 static int parse_word(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
@@ -1264,6 +1389,15 @@ static int parse_word(struct parse *p, const struct field *f, const yaml_node_t 
 		*(uint32_t *)(void *)at = strcmp(v, "optional") == 0 ? CONFIG_VERIFY_OPTIONAL
 		                                                     : CONFIG_VERIFY_REQUIRED;
 		return 1;
+	case F_RATE: {
+		struct config_rate_limit *rl = base;
+		if (strlen(v) >= sizeof(rl->rate_text) || !rl_parse_rate(v, &rl->interval_us))
+			return bad_value(p, f, n);
+		memcpy(rl->rate_text, v, strlen(v) + 1);
+		return 1;
+	}
+	case F_RATE_KEY:
+		return parse_rate_key(v, base) || bad_value(p, f, n);
 	case F_LOG_PATH: {
 		struct config_access_log *log = base;
 		size_t len = strlen(v);
@@ -1552,6 +1686,51 @@ static int parse_cache(struct parse *p, const struct field *f, const yaml_node_t
 	return parse_mapping(p, n, &cache_table, c, NULL);
 }
 
+/* parse_protection reads a route's rate_limit or filters mapping. */
+static int parse_protection(struct parse *p, const struct field *f, const yaml_node_t *n,
+                            void *base)
+{
+	void *at = (char *)base + f->offset;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return bad_value(p, f, n);
+	if (f->kind == F_FILTERS)
+		return parse_mapping(p, n, &filter_table, at, NULL);
+	struct config_rate_limit *rl = at;
+	rl->enabled = true;
+	rl->status = 429;
+	rl->_line = node_line(n);
+	return parse_mapping(p, n, &rate_limit_table, rl, NULL);
+}
+
+/* parse_rules reads a filters section's list of rules. */
+static int parse_rules(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
+{
+	struct config_filter *fl = base;
+	yaml_node_item_t *items = NULL;
+	size_t num = 0;
+
+	if (!seq_items(p, f, n, &items, &num))
+		return 0;
+	if (num > CONFIG_FILTER_RULES_MAX)
+		return too_many(p, yaml_document_get_node(p->doc, items[CONFIG_FILTER_RULES_MAX]),
+		                "rules", CONFIG_FILTER_RULES_MAX);
+	if (num == 0)
+		return 1;
+	fl->rules = rlb_xcalloc(num, sizeof(*fl->rules));
+	for (size_t i = 0; i < num; i++) {
+		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
+		size_t old = path_push(p, NULL, i);
+		struct config_filter_rule *r = &fl->rules[fl->num_rules++];
+		if (item->type != YAML_MAPPING_NODE)
+			return expected(p, item, "a mapping");
+		if (!parse_mapping(p, item, &rule_table, r, &r->_line))
+			return 0;
+		path_pop(p, old);
+	}
+	return 1;
+}
+
 /* list_append adds one token to a comma-joined list of `cap` bytes. */
 static int list_append(char *at, size_t cap, const char *v)
 {
@@ -1635,6 +1814,7 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 	case F_METHOD:
 	case F_FILE:
 	case F_TEXT:
+	case F_PATTERN:
 		return parse_text(p, f, n, base);
 	case F_TLS_VERSION:
 	case F_VERIFY:
@@ -1645,6 +1825,14 @@ static int parse_field(struct parse *p, const struct field *f, const yaml_node_t
 		return parse_cache(p, f, n, base);
 	case F_LIST:
 		return parse_list(p, f, n, base);
+	case F_RATE:
+	case F_RATE_KEY:
+		return parse_word(p, f, n, base);
+	case F_RATE_LIMIT:
+	case F_FILTERS:
+		return parse_protection(p, f, n, base);
+	case F_RULES:
+		return parse_rules(p, f, n, base);
 	case F_CERTS:
 		return parse_certs(p, f, n, base);
 	case F_BOOL:
@@ -2086,6 +2274,11 @@ static int validate_listeners(struct vctx *v)
 			return errorf(v->err, v->err_len, c->source, or_root(c, l->tls->_line), key,
 			              "at least one certificate is required");
 		}
+		snprintf(key, sizeof(key), "listeners[%zu]", i);
+		if (!validate_acl(v, &l->acl, key, l->_line) ||
+		    !validate_cidrs(v, l->trusted_proxies, key, "trusted_proxies", l->_line))
+			return 0;
+		snprintf(key, sizeof(key), "listeners[%zu].address", i);
 		/* Shards bind with SO_REUSEPORT, so a repeated address would not
 		 * fail at bind(2); it would silently double the accept queues. */
 		for (size_t j = 0; j < i; j++)
@@ -2093,6 +2286,49 @@ static int validate_listeners(struct vctx *v)
 			    memcmp(&c->listeners[j].addr.ss, &l->addr.ss, l->addr.len) == 0)
 				return errorf(v->err, v->err_len, c->source, or_root(c, l->_line),
 				              key, "same address as listeners[%zu]", j);
+	}
+	return 1;
+}
+
+/* validate_cidrs checks an inline address list: "KEY.NAME: expected ...". */
+static int validate_cidrs(struct vctx *v, const char *list, const char *key, const char *name,
+                          uint32_t line)
+{
+	struct cidr_entry *arr = NULL;
+	size_t n = 0, cap = 0;
+	char msg[256], full[128];
+	int ok = cidr_list_add(list, 1, &arr, &n, &cap, msg, sizeof(msg));
+
+	free(arr);
+	if (ok)
+		return 1;
+	snprintf(full, sizeof(full), "%s.%s", key, name);
+	return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full, "%s", msg);
+}
+
+/* validate_acl checks an allow/deny section: inline lists and list files
+ * (read here so that `ringlb -t` reports a bad line; the snapshot reads
+ * them again when it is built). */
+static int validate_acl(struct vctx *v, const struct config_acl *a, const char *key, uint32_t line)
+{
+	const char *files[2] = {a->allow_file, a->deny_file};
+	char msg[CONFIG_ERR_MAX - 64], full[128];
+
+	if (!validate_cidrs(v, a->allow, key, "allow", line) ||
+	    !validate_cidrs(v, a->deny, key, "deny", line))
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		struct cidr_entry *arr = NULL;
+		size_t n = 0, cap = 0;
+		int ok = files[i][0] == '\0' ||
+		         cidr_file_add(files[i], 1, &arr, &n, &cap, msg, sizeof(msg));
+
+		free(arr);
+		if (!ok) {
+			snprintf(full, sizeof(full), "%s.%s", key, i == 0 ? "allow_file" : "deny_file");
+			return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full,
+			              "%s", msg);
+		}
 	}
 	return 1;
 }
@@ -2296,6 +2532,69 @@ static int validate_cache(struct vctx *v, struct config_cache *c, size_t i)
 	return 1;
 }
 
+static int validate_rate_limit(struct vctx *v, const struct config_route *r, size_t i)
+{
+	const struct config_rate_limit *rl = &r->rate_limit;
+	char key[64];
+
+	if (!rl->enabled)
+		return 1;
+	snprintf(key, sizeof(key), "routes[%zu].rate_limit.status", i);
+	if (rl->status != 429 && rl->status != 503)
+		return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, rl->_line), key,
+		              "expected 429 or 503, got %u", rl->status);
+	return 1;
+}
+
+/* valid_methods checks "GET,HEAD": tokens of upper-case letters, digits,
+ * '-' and '_' (methods are case-sensitive; RFC 9110 §9.1). */
+static int valid_methods(const char *m)
+{
+	for (; *m != '\0'; m++)
+		if (!((*m >= 'A' && *m <= 'Z') || (*m >= '0' && *m <= '9') || *m == '-' ||
+		      *m == '_' || *m == ','))
+			return 0;
+	return 1;
+}
+
+/* validate_filter compiles every pattern of a route's filters, so a bad one
+ * is reported with its place before anything starts. */
+static int validate_filter(struct vctx *v, const struct config_filter *fl, size_t i)
+{
+	struct config *c = v->cfg;
+	char key[96], msg[256];
+
+	snprintf(key, sizeof(key), "routes[%zu].filters.methods", i);
+	if (!valid_methods(fl->methods))
+		return errorf(v->err, v->err_len, c->source, or_root(c, c->routes[i]._line), key,
+		              "expected method names in capitals, like GET, HEAD");
+	for (size_t j = 0; j < fl->num_rules; j++) {
+		const struct config_filter_rule *r = &fl->rules[j];
+		const char *pats[3] = {r->path, r->method, r->value};
+		const char *names[3] = {"path", "method", "value"};
+
+		snprintf(key, sizeof(key), "routes[%zu].filters.rules[%zu]", i, j);
+		if (r->path[0] == '\0' && r->method[0] == '\0' && r->header[0] == '\0')
+			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
+			              "a rule needs path, method or header");
+		if (r->value[0] != '\0' && r->header[0] == '\0')
+			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
+			              "value needs header (the field it matches)");
+		for (size_t k = 0; k < j; k++)
+			if (strcmp(fl->rules[k].name, r->name) == 0)
+				return errorf(v->err, v->err_len, c->source, or_root(c, r->_line),
+				              key, "the name \"%s\" is used by rules[%zu]", r->name, k);
+		for (int k = 0; k < 3; k++) {
+			if (pats[k][0] == '\0' || filter_pattern_check(pats[k], msg, sizeof(msg)))
+				continue;
+			snprintf(key, sizeof(key), "routes[%zu].filters.rules[%zu].%s", i, j, names[k]);
+			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
+			              "bad pattern %s", msg);
+		}
+	}
+	return 1;
+}
+
 static int validate_routes(struct vctx *v)
 {
 	struct config *c = v->cfg;
@@ -2312,6 +2611,10 @@ static int validate_routes(struct vctx *v)
 			              "no pool named \"%.63s\"", r->pool);
 		r->pool_index = (uint32_t)p;
 		if (r->cache.enabled && !validate_cache(v, &r->cache, i))
+			return 0;
+		snprintf(key, sizeof(key), "routes[%zu]", i);
+		if (!validate_acl(v, &r->acl, key, r->_line) || !validate_rate_limit(v, r, i) ||
+		    !validate_filter(v, &r->filter, i))
 			return 0;
 	}
 	return 1;

@@ -24,7 +24,7 @@
 #define CONFIG_BACKENDS_MAX  1024 /* per pool */
 #define CONFIG_LISTENERS_MAX 64
 #define CONFIG_ROUTES_MAX    1024
-#define CONFIG_KEY_LINES_MAX 64 /* size of struct config's private _key_lines */
+#define CONFIG_KEY_LINES_MAX 96 /* size of struct config's private _key_lines */
 
 /* A socket address with its textual form as written. */
 struct config_addr {
@@ -79,12 +79,28 @@ struct config_tls {
 /* config_tls_defaults fills a TLS section with its defaults (no certificates). */
 void config_tls_defaults(struct config_tls *t);
 
+#define CONFIG_CIDRS_MAX 4096 /* bytes of an inline address list; longer lists go in files */
+
+/* Allow and deny lists by address (core/cidr.c): the longest matching
+ * prefix of either list decides; an address no prefix matches is allowed
+ * unless an allow list exists. Inline lists are stored "a,b". */
+struct config_acl {
+	char allow[CONFIG_CIDRS_MAX];
+	char deny[CONFIG_CIDRS_MAX];
+	char allow_file[CONFIG_PATH_MAX]; /* one prefix per line; "" = none */
+	char deny_file[CONFIG_PATH_MAX];
+};
+
 struct config_listener {
 	struct config_addr addr;
 	uint32_t backlog;        /* listen(2) backlog, default 4096 */
 	struct config_tls *tls;  /* owned; NULL = plain HTTP */
 	uint32_t redirect_https; /* plain listener: answer 308 to https on this port; 0 = off */
 	bool http2;              /* TLS listener: offer h2 in ALPN, default true */
+	bool proxy_protocol;     /* every connection starts with a PROXY v1/v2 header */
+	struct config_acl acl;   /* who may connect (the PROXY header's address, if any) */
+	char trusted_proxies[CONFIG_CIDRS_MAX]; /* peers whose X-Forwarded-For (and PROXY
+	                                           header) name the client; "" = none */
 	uint32_t _line;          /* private to config.c: line of `address`, 0 if not from a file */
 };
 
@@ -223,11 +239,54 @@ struct config_cache {
 /* config_cache_defaults fills a route's cache section with its defaults (off). */
 void config_cache_defaults(struct config_cache *c);
 
+enum config_rate_key {
+	CONFIG_RATE_CLIENT_IP = 0, /* "client_ip" (default) */
+	CONFIG_RATE_HEADER,        /* "header:NAME": its value; the client IP when absent */
+	CONFIG_RATE_ROUTE,         /* "route": one budget for the whole route */
+};
+
+/* A route's request rate limit (core/ratelimit.c, GCRA): one budget per
+ * key across every shard. */
+struct config_rate_limit {
+	bool enabled;                /* the section is present */
+	uint64_t interval_us;        /* 1 / rate ("100/s", "6000/m") */
+	char rate_text[32];          /* as written, for messages */
+	uint32_t burst;              /* requests beyond the rate allowed at once, default 0 */
+	uint32_t key;                /* enum config_rate_key */
+	char key_name[CONFIG_NAME_MAX]; /* the header of header:NAME */
+	uint64_t delay_ms;           /* hold excess requests up to this long instead; 0 = 429 */
+	uint32_t status;             /* answer for excess requests, 429 (default) or 503 */
+	uint32_t _line;
+};
+
+#define CONFIG_FILTER_RULES_MAX 64
+
+/* One request filter rule: every pattern given must match (PCRE2). */
+struct config_filter_rule {
+	char name[CONFIG_NAME_MAX];   /* for the log line and the counters */
+	char path[CONFIG_PATH_MAX];   /* on the request target; "" = not checked */
+	char method[CONFIG_PATH_MAX]; /* on the method; "" = not checked */
+	char header[CONFIG_NAME_MAX]; /* a field name; "" = not checked */
+	char value[CONFIG_PATH_MAX];  /* on each value of `header`; "" = the field is present */
+	uint32_t _line;
+};
+
+/* A route's request filters (core/filter.c). */
+struct config_filter {
+	char methods[CONFIG_PATH_MAX]; /* allowed methods "GET,HEAD"; "" = any */
+	uint32_t max_uri;              /* longest request target in bytes: 414; 0 = no limit */
+	size_t num_rules;
+	struct config_filter_rule *rules; /* owned */
+};
+
 struct config_route {
 	char host[256]; /* exact host, "*.suffix", or empty for any */
 	char path[256]; /* path prefix, empty for any */
 	char pool[CONFIG_NAME_MAX];
 	struct config_cache cache;
+	struct config_acl acl;               /* who may use the route */
+	struct config_rate_limit rate_limit; /* off unless the section is present */
+	struct config_filter filter;         /* the `filters` section */
 	uint32_t pool_index; /* resolved by validation */
 	uint32_t _line;      /* private to config.c: line of `pool`, 0 if not from a file */
 };
@@ -254,6 +313,13 @@ struct config_limits {
 	size_t response_header_bytes_max; /* response head from a backend, default 16KiB: 502 */
 	uint32_t requests_per_conn; /* requests on one client connection, then it closes; 0 = no
 	                               limit (default) */
+	uint32_t conns_total;      /* client connections, all shards; 0 = only conns_max */
+	uint32_t conns_per_ip;     /* client connections per address, all shards; 0 = no limit */
+	uint64_t body_min_rate;    /* request body bytes per second, measured per body_rate_window;
+	                              slower: 408; 0 = off (default) */
+	uint64_t body_rate_window_ms; /* default 10s */
+	uint32_t rate_table_slots;    /* rate limit keys tracked, power of two, default 262144 */
+	uint32_t ip_table_slots;      /* client addresses counted for conns_per_ip, default 65536 */
 };
 
 struct config_buffers {
@@ -306,6 +372,18 @@ struct config_headers {
 
 #define CONFIG_HIDE_HEADERS "X-Powered-By,X-AspNet-Version,X-AspNetMvc-Version"
 
+/* Traffic anomaly detection: per route, the request and 5xx rates of each
+ * interval are compared with a slow moving baseline. */
+struct config_anomaly {
+	bool enabled;         /* default false */
+	uint64_t interval_ms; /* a measurement, default 10s */
+	uint64_t baseline_ms; /* time constant of the baseline (EWMA), default 10m */
+	uint32_t factor;      /* percent of the baseline that is a spike, default 300 */
+	uint32_t min_rate;    /* requests per second below which nothing is a spike, default 10 */
+	uint32_t error_factor; /* percent of the baseline 5xx rate, default 300 */
+	uint32_t min_error_rate; /* 5xx per second below which nothing is a spike, default 1 */
+};
+
 #define CONFIG_ADMIN_DEFAULT "127.0.0.1:9090"
 
 /* The admin listener (JSON API for live changes); off unless configured. */
@@ -339,6 +417,7 @@ struct config {
 	struct config_http2 http2;
 	struct config_compression compression;
 	struct config_headers headers;
+	struct config_anomaly anomaly;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
 	/* Private to config.c: the line of each top-level and section key read
 	 * from a file (0 for a default or the command line), so that

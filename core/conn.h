@@ -25,6 +25,7 @@
 #include "core/compress.h"
 #include "core/config.h"
 #include "core/h1.h"
+#include "core/protect.h"
 #include "core/ring.h"
 #include "core/timer.h"
 #include "tls/tls.h"
@@ -171,6 +172,26 @@ struct conn {
 	char request_id[68]; /* X-Request-ID of the current request ("" = off) */
 	uint32_t nreq;       /* requests read on this connection (limits.requests_per_conn) */
 
+	/* Protection (core/protect.c) */
+	uint8_t cfam;           /* family of caddr, 4 or 6; 0 = unknown */
+	uint8_t rfam;           /* family of raddr */
+	uint8_t caddr[16];      /* the connection's client: the PROXY header's, else the peer */
+	uint8_t raddr[16];      /* this request's client: X-Forwarded-For behind a trusted proxy */
+	bool pp_wait;           /* a PROXY header is still to come */
+	bool counted_total;     /* counted in limits.conns_total */
+	bool counted_ip;        /* counted in limits.conns_per_ip under ip_key */
+	bool rl_hold;           /* rate limited in delay mode: the head waits in `in` */
+	bool rl_granted;        /* ... and its wait is over: pass the rate limit once */
+	uint16_t route;         /* route index + 1 of the current request; 0 = none */
+	uint64_t ip_key;        /* hash of caddr */
+	uint64_t body_win_ms;   /* start of the current body rate window */
+	uint64_t body_win_bytes; /* body bytes received in it */
+	uint64_t body_last_ms;  /* last body bytes received */
+	const char *block_reason; /* why ringlb refused the request (access log), or NULL */
+	uint32_t retry_after;     /* seconds, for the Retry-After of a refusal; 0 = none */
+	int32_t local_buf;        /* hpool index of a page made for this request, or -1 */
+	char client[48];        /* raddr as text (access log) */
+
 	struct iovec iov[CONN_IOV_MAX];
 	struct msghdr msg;
 	struct conn *starved_next;
@@ -289,6 +310,8 @@ struct shard_stats {
 	uint64_t parse_errors, upstream_connects, upstream_reused, upstream_errors;
 	uint64_t retries, timeouts, stale_cqes, log_dropped, tls_failures;
 	uint64_t h2_connections, h2_floods, conn_request_limit;
+	uint64_t refused_total, refused_per_ip, refused_acl, proxy_errors, ip_untracked;
+	uint64_t body_too_slow;
 } __attribute__((aligned(RLB_CACHELINE)));
 
 /* What a shard needs to know about each listener on the request path,
@@ -369,6 +392,10 @@ struct shard {
 	time_t log_when;   /* the second log_date was formatted for */
 	char log_date[32]; /* access-log date, "27/Nov/2026:18:59:05 +0000" */
 	struct shard_stats stats;
+	struct route_stats *rstats; /* [CONFIG_ROUTES_MAX + 1]: index route + 1, 0 = no route */
+	struct filter_scratch *filter_scratch; /* PCRE2 match data of this thread */
+	uint64_t block_log_ms;                 /* rate of "request blocked" warnings */
+	uint32_t block_log_count;
 
 	struct zpool zpool; /* encoders (core/compressing.c) */
 

@@ -1265,6 +1265,12 @@ size_t h1_write_response(char *out, size_t cap, const struct h1_msg *msg,
 
 size_t h1_write_error(char *out, size_t cap, int status, bool keep_alive, bool http10)
 {
+	return h1_write_error_extra(out, cap, status, keep_alive, http10, NULL);
+}
+
+size_t h1_write_error_extra(char *out, size_t cap, int status, bool keep_alive, bool http10,
+                            const char *extra)
+{
 	struct h1_out o = {out, cap, 0, false};
 	const char *reason = h1_status_reason(status);
 	const size_t reason_len = strlen(reason);
@@ -1286,7 +1292,10 @@ size_t h1_write_error(char *out, size_t cap, int status, bool keep_alive, bool h
 		H1_PUT_LIT(&o, "\r\nConnection: close");
 	else if (http10)
 		H1_PUT_LIT(&o, "\r\nConnection: keep-alive");
-	H1_PUT_LIT(&o, "\r\n\r\n");
+	H1_PUT_LIT(&o, "\r\n");
+	if (extra != NULL)
+		h1_put(&o, extra, strlen(extra));
+	H1_PUT_LIT(&o, "\r\n");
 
 	const size_t body_start = o.len;
 	for (int part = 0; part < 2; part++) {

@@ -239,6 +239,11 @@ size_t h1_write_response(char *out, size_t cap, const struct h1_msg *msg,
  * too small (512 bytes always suffice). */
 size_t h1_write_error(char *out, size_t cap, int status, bool keep_alive, bool http10);
 
+/* h1_write_error_extra is h1_write_error with `extra` ("Name: value\r\n"
+ * lines, or NULL) added to the head. */
+size_t h1_write_error_extra(char *out, size_t cap, int status, bool keep_alive, bool http10,
+                            const char *extra);
+
 /* h1_hop_by_hop says whether header `name` of `msg` stays behind at this
  * hop: the hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection, TE,
  * Trailer, Transfer-Encoding, Upgrade) and the fields Connection lists,

@@ -12,6 +12,7 @@
 #include "core/demo.h"
 #include "core/health.h"
 #include "core/log.h"
+#include "core/protect.h"
 #include "core/ring.h"
 #include "core/shard.h"
 #include "core/snapshot.h"
@@ -357,6 +358,22 @@ static void adopt_pools(struct config *cfg, struct config *next)
 	cfg->num_routes = next->num_routes;
 	next->routes = routes;
 	next->num_routes = nr;
+	/* Listeners stay (their sockets are bound), but who may connect and
+	 * whom they trust is taken from the file like the routes. */
+	for (size_t i = 0; i < cfg->num_listeners && i < next->num_listeners; i++) {
+		struct config_listener *a = &cfg->listeners[i], *b = &next->listeners[i];
+		struct config_acl acl = a->acl;
+		char trusted[CONFIG_CIDRS_MAX];
+		bool pp = a->proxy_protocol;
+
+		memcpy(trusted, a->trusted_proxies, sizeof(trusted));
+		a->acl = b->acl;
+		memcpy(a->trusted_proxies, b->trusted_proxies, sizeof(trusted));
+		a->proxy_protocol = b->proxy_protocol;
+		b->acl = acl;
+		memcpy(b->trusted_proxies, trusted, sizeof(trusted));
+		b->proxy_protocol = pp;
+	}
 }
 
 /* adopt_tls_sections takes the TLS sections of `next`'s listeners that
@@ -459,6 +476,9 @@ static int control_loop(struct control *ctl)
 		}
 		drain_logs(ctl);
 		tick_tls(ctl);
+		pthread_mutex_lock(&ctl->cp.lock);
+		protect_tick(ctl->cfg, rlb_now_ms());
+		pthread_mutex_unlock(&ctl->cp.lock);
 	}
 	return shard_join_all(ctl->shards, ctl->num_shards, drain_logs, ctl);
 }
@@ -535,7 +555,8 @@ static int run(struct config *cfg, const char *config_path)
 	ctl.num_shards = count_workers(cfg);
 	raise_nofile(cfg, ctl.num_shards);
 	compressing_boot(cfg);
-	if (!caching_boot(cfg, ctl.num_shards, err, sizeof(err))) {
+	if (!protect_boot(cfg, err, sizeof(err)) ||
+	    !caching_boot(cfg, ctl.num_shards, err, sizeof(err))) {
 		fprintf(stderr, "ringlb: %s\n", err);
 		return EXIT_CONFIG;
 	}
@@ -596,6 +617,7 @@ static int run(struct config *cfg, const char *config_path)
 	snapshot_free(snapshot_publish(NULL));
 	rcu_barrier(); /* cache objects waiting for a grace period are freed */
 	caching_shutdown();
+	protect_shutdown();
 	free_tls(ctl.cp.tls);
 	if (ctl.alog_fd >= 0)
 		close(ctl.alog_fd);

@@ -44,7 +44,8 @@
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /* Pre-built error pages: [status index][keep-alive][http10]. */
-static const int error_statuses[] = {400, 404, 408, 413, 414, 417, 431, 501, 502, 503, 504, 505};
+static const int error_statuses[] = {400, 403, 404, 408, 413, 414, 417,
+                                     429, 431, 501, 502, 503, 504, 505};
 #define NUM_ERRORS (sizeof(error_statuses) / sizeof(error_statuses[0]))
 static char error_pages[NUM_ERRORS][2][2][512];
 static uint32_t error_lens[NUM_ERRORS][2][2];
@@ -115,7 +116,7 @@ static void conn_update_timer(struct shard *s, struct conn *c)
 	    (c->h2_stream && (c->resp_fwd > 0 || c->local != NULL || c->h2_submitted)))
 		conn_arm(s, c, t->send_ms);
 	else if (c->req_phase == REQ_BODY)
-		conn_arm(s, c, t->client_body_ms);
+		protect_body_progress(s, c);
 	else
 		timer_disarm(&s->wheel, &c->timer);
 }
@@ -209,8 +210,10 @@ static void conn_free(struct shard *s, struct conn *c)
 	bufq_clear(&c->rin, conn_rinpool(s, c));
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
+	put_head(s, &c->local_buf);
 	caching_end(s, c);
 	zx_end(s, c);
+	protect_conn_close(s, c);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -480,6 +483,26 @@ static bool out_busy(const struct conn *c)
 	       (c->resp_head >= 0 && c->resp_head_sent > 0);
 }
 
+/* retry_page replaces a pre-built page by one that carries Retry-After,
+ * written into a head buffer the transaction holds until it ends. */
+static void retry_page(struct shard *s, struct conn *c, int status, bool ka)
+{
+	char extra[48];
+	size_t n;
+
+	if (c->local_buf < 0)
+		c->local_buf = hpool_get(&s->heads);
+	if (c->local_buf < 0)
+		return; /* no buffer: the page goes without the field */
+	snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", c->retry_after);
+	n = h1_write_error_extra(hpool_data(&s->heads, (uint32_t)c->local_buf), s->heads.size,
+	                         status, ka, c->http10, extra);
+	if (n == 0)
+		return;
+	c->local = hpool_data(&s->heads, (uint32_t)c->local_buf);
+	c->local_len = (uint32_t)n;
+}
+
 static void conn_local(struct shard *s, struct conn *c, int status)
 {
 	size_t i;
@@ -511,6 +534,8 @@ static void conn_local(struct shard *s, struct conn *c, int status)
 	c->local = error_pages[i][ka][c->http10];
 	c->local_len = error_lens[i][ka][c->http10];
 	c->local_sent = 0;
+	if (c->retry_after > 0)
+		retry_page(s, c, status, ka);
 	c->resp_phase = RESP_DONE;
 	put_head(s, &c->resp_head);
 	c->resp_fwd = 0;
@@ -632,6 +657,11 @@ static void txn_reset(struct shard *s, struct conn *c)
 	zx_end(s, c);
 	put_head(s, &c->req_head);
 	put_head(s, &c->resp_head);
+	put_head(s, &c->local_buf);
+	c->retry_after = 0;
+	c->block_reason = NULL;
+	c->route = 0;
+	c->client[0] = '\0';
 	memset(&c->scan, 0, sizeof(c->scan));
 	memset(&c->rscan, 0, sizeof(c->rscan));
 	memset(&c->req_chunk, 0, sizeof(c->req_chunk));
@@ -684,6 +714,8 @@ static void note_request(struct shard *s, struct conn *c, const struct h1_msg *m
 	c->req_phase = (m->body == H1_BODY_NONE || (m->body == H1_BODY_LENGTH && c->req_left == 0))
 	                       ? REQ_DONE
 	                       : REQ_BODY;
+	if (c->req_phase == REQ_BODY)
+		protect_body_start(s, c);
 	if (s->cfg->access_log.enabled) {
 		copy_str(c->method, sizeof(c->method), m->method);
 		copy_str(c->target, sizeof(c->target), m->target);
@@ -1000,6 +1032,7 @@ static uint64_t request_hash(const struct snap_pool *sp, const struct conn *c,
 static void start_request(struct shard *s, struct conn *c, const struct h1_msg *m)
 {
 	const struct snapshot *snap = snapshot_current();
+	const struct snap_route *route;
 	struct h1_str target, host;
 	int32_t pool, zone;
 	int err;
@@ -1025,10 +1058,21 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 		refuse_request(s, c, m, 413);
 		return;
 	}
-	pool = snapshot_route(snap, host_for_route(host.len > 0 ? host : m->host), target, &zone);
+	route = snapshot_find_route(snap, host_for_route(host.len > 0 ? host : m->host), target);
+	pool = route != NULL ? (int32_t)route->pool : (snap->num_pools > 0 ? 0 : -1);
+	zone = route != NULL ? route->cache_zone : -1;
 	if (pool < 0) {
 		refuse_request(s, c, m, 404);
 		return;
+	}
+	switch (protect_request(s, c, m, snap, route, &err)) {
+	case PROTECT_REFUSE:
+		refuse_request(s, c, m, err);
+		return;
+	case PROTECT_HOLD:
+		return; /* the head waits in c->in; the timer brings it back */
+	default:
+		break;
 	}
 	set_request_id(s, c, m);
 	err = write_request(s, c, m, target, host);
@@ -1555,15 +1599,16 @@ static void txn_log(struct shard *s, struct conn *c)
 		strftime(s->log_date, sizeof(s->log_date), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 		s->log_when = now;
 	}
-	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/%s\" %d %llu %llums %s\n",
-	             c->peer, s->log_date, c->method[0] ? c->method : "-",
+	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/%s\" %d %llu %llums %s %s\n",
+	             c->client[0] != '\0' ? c->client : c->peer, s->log_date, c->method[0] ? c->method : "-",
 	             c->target[0] ? c->target : "-",
 	             c->h2_stream ? "2.0"
 	             : c->http10  ? "1.0"
 	                          : "1.1",
 	             c->status, (unsigned long long)c->bytes_out,
 	             (unsigned long long)(s->now_ms - c->t_start_ms),
-	             c->request_id[0] != '\0' ? c->request_id : "-");
+	             c->request_id[0] != '\0' ? c->request_id : "-",
+	             c->block_reason != NULL ? c->block_reason : "-");
 	if (n > 0)
 		shard_alog_push(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
@@ -1581,6 +1626,7 @@ static void txn_finish(struct shard *s, struct conn *c)
 		conn_abort(s, c); /* a background fetch ends with its transaction */
 		return;
 	}
+	protect_note_status(s, c);
 	txn_log(s, c);
 	if (c->h2_stream) {
 		h2_stream_finish(s, c);
@@ -1713,12 +1759,32 @@ void conn_tls_resume(struct shard *s, struct conn *c)
 		conn_send_more(s, c);
 }
 
+/* proxy_header reads the PROXY header a listener expects before anything
+ * else (before TLS). Returns 0 when the connection is done with (refused,
+ * or waiting for more of the header). */
+static int proxy_header(struct shard *s, struct conn *c)
+{
+	if (!protect_proxy_header(s, c, c->tls.ssl != NULL ? &c->tls.in : &c->in, cpool(s))) {
+		conn_abort(s, c);
+		return 0;
+	}
+	if (!c->pp_wait)
+		return 1;
+	if (c->eof_pending || c->recv_eof)
+		conn_abort(s, c);
+	else
+		conn_update_recv(s, c);
+	return 0;
+}
+
 void conn_step(struct shard *s, struct conn *c)
 {
 	bool was_established = c->tls.established;
 
 	if (c->h2_done)
 		return; /* a finished stream waits for nghttp2 to close it */
+	if (c->pp_wait && !proxy_header(s, c))
+		return;
 	if (c->tls.ssl != NULL && !tls_pull(s, c))
 		return;
 	if (!was_established && c->tls.established && tls_alpn_h2(&c->tls) &&
@@ -1739,7 +1805,7 @@ void conn_step(struct shard *s, struct conn *c)
 			conn_arm(s, c, s->cfg->timeouts.client_header_ms);
 			continue;
 		case CONN_HEAD:
-			if (c->in.bytes == 0 || parse_head(s, c) == H1_PARTIAL)
+			if (c->rl_hold || c->in.bytes == 0 || parse_head(s, c) == H1_PARTIAL)
 				goto out;
 			continue;
 		case CONN_PROXY:
@@ -1784,7 +1850,9 @@ static void conn_init(struct shard *s, struct conn *c, int fd, uint32_t listener
 	c->close_after = false;
 	c->nreq = 0;
 	c->up = NULL;
-	c->req_head = c->resp_head = -1;
+	c->req_head = c->resp_head = c->local_buf = -1;
+	c->cfam = c->rfam = 0;
+	c->pp_wait = c->counted_total = c->counted_ip = c->rl_hold = c->rl_granted = false;
 	bufq_init(&c->in);
 	bufq_init(&c->rin);
 	bufq_init(&c->zq);
@@ -1813,6 +1881,8 @@ void conn_init_stream(struct shard *s, struct conn *c, struct conn *parent)
 	c->h2_parent = parent;
 	c->h2_stream = true;
 	memcpy(c->peer, parent->peer, sizeof(c->peer));
+	memcpy(c->caddr, parent->caddr, sizeof(c->caddr));
+	c->cfam = parent->cfam;
 	c->state = CONN_IDLE;
 	c->t_start_ms = s->now_ms;
 }
@@ -1841,16 +1911,15 @@ int conn_open(struct shard *s, int fd, uint32_t listener)
 		return 0;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->peer[0] = '\0';
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer,
-			          sizeof(c->peer));
-		else if (ss.ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer,
-			          sizeof(c->peer));
-	}
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		ss.ss_family = AF_UNSPEC;
 	c->state = CONN_IDLE;
+	if (!protect_conn_open(s, c, (const struct sockaddr *)&ss)) {
+		/* refused by an allow list or a connection limit: closed before
+		 * anything was read (nothing is in flight yet) */
+		conn_free(s, c);
+		return 1;
+	}
 	c->t_start_ms = s->now_ms;
 	conn_arm(s, c, s->cfg->timeouts.client_header_ms);
 	conn_update_recv(s, c);
@@ -1889,6 +1958,8 @@ static void conn_on_eof(struct shard *s, struct conn *c)
 		return;
 	}
 }
+
+static void body_timeout(struct shard *s, struct conn *c);
 
 void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 {
@@ -1929,8 +2000,13 @@ void conn_on_recv(struct shard *s, struct conn *c, const struct ring_cqe *cqe)
 		conn_op_done(s, c);
 	if (c->state == CONN_FREE || c->state == CONN_CLOSING)
 		return;
-	if (cqe->res > 0 && c->state == CONN_PROXY && c->req_phase == REQ_BODY)
-		conn_arm(s, c, s->cfg->timeouts.client_body_ms);
+	if (cqe->res > 0 && c->state == CONN_PROXY && c->req_phase == REQ_BODY) {
+		if (!protect_body_rate(s, c, (uint64_t)cqe->res)) {
+			body_timeout(s, c);
+			return;
+		}
+		protect_body_progress(s, c);
+	}
 	if (eof)
 		c->eof_pending = true;
 	conn_step(s, c);
@@ -2011,6 +2087,22 @@ void conn_on_cancel(struct shard *s, struct conn *c)
 	conn_op_done(s, c);
 }
 
+/* body_timeout ends a request whose body stopped or crawls: 408 while no
+ * response has started, else the connection is cut. */
+static void body_timeout(struct shard *s, struct conn *c)
+{
+	if (!c->send_on && c->req_phase == REQ_BODY && !c->resp_started) {
+		if (c->up != NULL)
+			up_close(s, c->up);
+		c->req_phase = REQ_DONE;
+		c->req_fwd = 0;
+		conn_local(s, c, 408);
+		conn_step(s, c);
+		return;
+	}
+	conn_abort(s, c);
+}
+
 void conn_on_timer(struct shard *s, struct conn *c)
 {
 	if (c->h2_stream && (c->h2_submitted || c->h2_done)) {
@@ -2022,6 +2114,13 @@ void conn_on_timer(struct shard *s, struct conn *c)
 	}
 	switch (c->state) {
 	case CONN_HEAD:
+		if (c->rl_hold) {
+			/* a request held by its rate limit: its turn has come */
+			c->rl_hold = false;
+			c->rl_granted = true;
+			conn_step(s, c);
+			return;
+		}
 		/* client_header expired with a partial head: 408 (RFC 9110 §15.5.9) */
 		s->stats.timeouts++;
 		c->state = CONN_PROXY;
@@ -2041,16 +2140,11 @@ void conn_on_timer(struct shard *s, struct conn *c)
 			conn_step(s, c);
 			return;
 		}
-		if (!c->send_on && c->req_phase == REQ_BODY && !c->resp_started) {
-			if (c->up != NULL)
-				up_close(s, c->up);
-			c->req_phase = REQ_DONE;
-			c->req_fwd = 0;
-			conn_local(s, c, 408);
-			conn_step(s, c);
+		if (c->req_phase == REQ_BODY && !c->send_on && protect_body_timer(s, c)) {
+			s->stats.timeouts--; /* not a timeout: a rate window ended */
 			return;
 		}
-		conn_abort(s, c);
+		body_timeout(s, c);
 		return;
 	default:
 		/* idle keep-alive expiry, linger deadline */

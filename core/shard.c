@@ -17,6 +17,7 @@
 
 #include "core/caching.h"
 #include "core/compressing.h"
+#include "core/filter.h"
 #include "core/h2.h"
 #include "core/log.h"
 #include "core/proxy.h"
@@ -147,6 +148,9 @@ static int alloc_slabs(struct shard *s)
 	    s->up_pump == NULL || s->flush == NULL ||
 	    (cfg->access_log.enabled && s->alog.lines == NULL))
 		return 0;
+	s->filter_scratch = filter_scratch_new();
+	if (s->filter_scratch == NULL)
+		return 0;
 	/* Free lists hand out low slots first, keeping touched memory small. */
 	for (uint32_t i = 0; i < nc; i++) {
 		s->conns[i].fd = -1;
@@ -186,6 +190,8 @@ static void free_slabs(struct shard *s)
 	s->flush = NULL;
 	free(s->alog.lines);
 	s->alog.lines = NULL;
+	filter_scratch_free(s->filter_scratch);
+	s->filter_scratch = NULL;
 }
 
 static void set_limits(struct shard *s)
@@ -657,6 +663,9 @@ struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_s
 
 	atomic_store(&stop_requested, false);
 	caching_set_shards(shards, n);
+	for (uint32_t i = 0; i < n; i++)
+		shards[i].rstats = rlb_xcalloc(CONFIG_ROUTES_MAX + 1, sizeof(struct route_stats));
+	protect_set_shards(shards, n);
 	for (uint32_t i = 0; i < n; i++) {
 		shards[i].id = i;
 		shards[i].cfg = cfg;
@@ -706,6 +715,9 @@ int shard_join_all(struct shard *shards, uint32_t n, void (*poll)(void *), void 
 	}
 	if (poll != NULL)
 		poll(arg);
+	protect_set_shards(NULL, 0);
+	for (uint32_t i = 0; i < n; i++)
+		free(shards[i].rstats);
 	free(shards);
 	return status;
 }

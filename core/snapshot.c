@@ -2,7 +2,9 @@
 #include "core/snapshot.h"
 
 #include "core/caching.h"
+#include "core/cidr.h"
 #include "core/common.h"
+#include "core/filter.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -120,6 +122,73 @@ static void build_route(struct snap_route *sr, const struct config_route *cr)
 	 * by its host and path; one that gained a cache section needs a
 	 * restart (caching_zone_find says -1). */
 	sr->cache_zone = cr->cache.enabled ? caching_zone_find(cr->host, cr->path) : -1;
+	sr->rate_limit = cr->rate_limit;
+}
+
+/* build_acl makes an allow/deny table from inline lists and list files;
+ * a prefix on both lists is denied (deny entries come last and win). */
+static int build_acl(struct snap_acl *a, const struct config_acl *ca, const char *what, char *err,
+                     size_t err_len)
+{
+	struct cidr_entry *arr = NULL;
+	size_t n = 0, cap = 0, allows;
+	char msg[CONFIG_ERR_MAX - 64];
+	int ok = cidr_list_add(ca->allow, SNAP_ACL_ALLOW, &arr, &n, &cap, msg, sizeof(msg)) &&
+	         (ca->allow_file[0] == '\0' ||
+	          cidr_file_add(ca->allow_file, SNAP_ACL_ALLOW, &arr, &n, &cap, msg, sizeof(msg)));
+
+	allows = n;
+	ok = ok && cidr_list_add(ca->deny, SNAP_ACL_DENY, &arr, &n, &cap, msg, sizeof(msg)) &&
+	     (ca->deny_file[0] == '\0' ||
+	      cidr_file_add(ca->deny_file, SNAP_ACL_DENY, &arr, &n, &cap, msg, sizeof(msg)));
+	a->table = NULL;
+	a->default_deny = allows > 0;
+	if (ok && n > 0)
+		a->table = cidr_table_build(arr, n, msg, sizeof(msg));
+	free(arr);
+	if (!ok || (n > 0 && a->table == NULL)) {
+		snprintf(err, err_len, "%s: %s", what, msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* build_protection adds the listeners' and routes' allow lists, trusted
+ * proxies and filters (compiled once here, shared by every shard). */
+static int build_protection(struct snapshot *s, const struct config *cfg, char *err,
+                            size_t err_len)
+{
+	char what[64], msg[CONFIG_ERR_MAX - 64];
+
+	s->num_listeners = (uint32_t)cfg->num_listeners;
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		struct snap_listener *sl = &s->listeners[i];
+		struct config_acl trusted = {0};
+		struct snap_acl t;
+
+		snprintf(what, sizeof(what), "listeners[%zu]", i);
+		sl->proxy_protocol = l->proxy_protocol;
+		memcpy(trusted.allow, l->trusted_proxies, sizeof(trusted.allow));
+		if (!build_acl(&sl->acl, &l->acl, what, err, err_len))
+			return 0;
+		if (!build_acl(&t, &trusted, what, err, err_len))
+			return 0;
+		sl->trusted = t.table;
+	}
+	for (size_t i = 0; i < cfg->num_routes; i++) {
+		struct snap_route *r = &s->routes[i];
+
+		snprintf(what, sizeof(what), "routes[%zu]", i);
+		if (!build_acl(&r->acl, &cfg->routes[i].acl, what, err, err_len))
+			return 0;
+		r->filter = filter_build(&cfg->routes[i].filter, msg, sizeof(msg));
+		if (r->filter == NULL && msg[0] != '\0') {
+			snprintf(err, err_len, "%s.filters: %s", what, msg);
+			return 0;
+		}
+	}
+	return 1;
 }
 
 struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *reg,
@@ -140,8 +209,14 @@ struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *r
 	}
 	s->num_routes = (uint32_t)cfg->num_routes;
 	s->routes = rlb_xcalloc(cfg->num_routes, sizeof(*s->routes));
-	for (size_t i = 0; i < cfg->num_routes; i++)
+	for (size_t i = 0; i < cfg->num_routes; i++) {
 		build_route(&s->routes[i], &cfg->routes[i]);
+		s->routes[i].index = (uint32_t)i;
+	}
+	if (!build_protection(s, cfg, err, err_len)) {
+		snapshot_free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -161,6 +236,14 @@ void snapshot_free(struct snapshot *s)
 	}
 	free(s->pools);
 	s->pools = NULL;
+	for (uint32_t i = 0; i < s->num_listeners; i++) {
+		cidr_table_free(s->listeners[i].acl.table);
+		cidr_table_free(s->listeners[i].trusted);
+	}
+	for (uint32_t i = 0; s->routes != NULL && i < s->num_routes; i++) {
+		cidr_table_free(s->routes[i].acl.table);
+		filter_free(s->routes[i].filter);
+	}
 	free(s->routes);
 	s->routes = NULL;
 	free(s);
@@ -201,13 +284,9 @@ static bool host_matches(const struct snap_route *r, struct h1_str host)
 	return true;
 }
 
-int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path,
-                       int32_t *zone)
+const struct snap_route *snapshot_find_route(const struct snapshot *s, struct h1_str host,
+                                             struct h1_str path)
 {
-	if (zone != NULL)
-		*zone = -1;
-	if (s->num_routes == 0)
-		return s->num_pools > 0 ? 0 : -1;
 	for (uint32_t i = 0; i < s->num_routes; i++) {
 		const struct snap_route *r = &s->routes[i];
 
@@ -216,11 +295,31 @@ int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_s
 		if (r->path_len > 0 &&
 		    (path.len < r->path_len || memcmp(path.ptr, r->path, r->path_len) != 0))
 			continue;
-		if (zone != NULL)
-			*zone = r->cache_zone;
-		return (int32_t)r->pool;
+		return r;
 	}
+	return NULL;
+}
+
+int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path,
+                       int32_t *zone)
+{
+	const struct snap_route *r = snapshot_find_route(s, host, path);
+
+	if (zone != NULL)
+		*zone = r != NULL ? r->cache_zone : -1;
 	/* No route matched: the first pool is the default, as HAProxy's
 	 * default_backend is. */
+	if (r != NULL)
+		return (int32_t)r->pool;
 	return s->num_pools > 0 ? 0 : -1;
+}
+
+bool snapshot_acl_allows(const struct snap_acl *a, const uint8_t addr[16], int family)
+{
+	uint32_t v;
+
+	if (a->table == NULL)
+		return true;
+	v = cidr_lookup_ip(a->table, addr, family);
+	return v == SNAP_ACL_ALLOW || (v == 0 && !a->default_deny);
 }

@@ -24,6 +24,24 @@
 
 #define SNAPSHOT_UIDS_MAX 16384 /* distinct backends over the process life */
 
+struct cidr_table;
+struct filter;
+
+/* An allow/deny list: a lookup gives SNAP_ACL_ALLOW, SNAP_ACL_DENY or 0
+ * (no prefix matched: allowed unless default_deny, i.e. an allow list
+ * exists). NULL table: everyone is allowed. */
+enum { SNAP_ACL_ALLOW = 1, SNAP_ACL_DENY = 2 };
+struct snap_acl {
+	struct cidr_table *table;
+	bool default_deny;
+};
+
+struct snap_listener {
+	struct snap_acl acl;
+	struct cidr_table *trusted; /* trusted_proxies; NULL = none */
+	bool proxy_protocol;
+};
+
 struct snap_route {
 	char host[256];   /* lower-case; "" = any */
 	bool host_suffix; /* host was "*.suffix": host holds ".suffix" */
@@ -31,6 +49,10 @@ struct snap_route {
 	size_t host_len, path_len;
 	uint32_t pool;
 	int32_t cache_zone; /* the route's cache zone (core/caching.c), or -1 */
+	uint32_t index;     /* position in the routes list */
+	struct snap_acl acl;
+	struct config_rate_limit rate_limit;
+	struct filter *filter; /* NULL = no filters */
 };
 
 struct snap_pool {
@@ -63,6 +85,8 @@ struct snapshot {
 	struct snap_route *routes;
 	struct config_timeouts timeouts;
 	uint64_t body_bytes_max;
+	uint32_t num_listeners;
+	struct snap_listener listeners[CONFIG_LISTENERS_MAX];
 };
 
 /* Maps backend identities to uids. Control thread only. `live` (optional:
@@ -98,5 +122,14 @@ const struct snapshot *snapshot_current(void);
  * gets the matching route's cache zone, or -1. */
 int32_t snapshot_route(const struct snapshot *s, struct h1_str host, struct h1_str path,
                        int32_t *zone);
+
+/* snapshot_find_route returns the first route matching host and path, or
+ * NULL (the request then goes to the first pool). */
+const struct snap_route *snapshot_find_route(const struct snapshot *s, struct h1_str host,
+                                             struct h1_str path);
+
+/* snapshot_acl_allows looks an address (16 bytes, family 4 or 6) up in an
+ * allow/deny list. */
+bool snapshot_acl_allows(const struct snap_acl *a, const uint8_t addr[16], int family);
 
 #endif

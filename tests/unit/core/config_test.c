@@ -1636,6 +1636,99 @@ static void test_headers_section(void **state)
 	             "ringlb.yaml:7: headers.hide: expected header field names, got \"X:Bad\"");
 }
 
+static void test_protection_sections(void **state)
+{
+	struct config *cfg = expect_ok(MINIMAL);
+
+	(void)state;
+	assert_int_equal(cfg->limits.conns_total, 0);
+	assert_int_equal(cfg->limits.conns_per_ip, 0);
+	assert_int_equal(cfg->limits.body_min_rate, 0);
+	assert_int_equal(cfg->limits.body_rate_window_ms, 10000);
+	assert_int_equal(cfg->limits.rate_table_slots, 262144);
+	assert_int_equal(cfg->limits.ip_table_slots, 65536);
+	assert_false(cfg->listeners[0].proxy_protocol);
+	assert_false(cfg->anomaly.enabled);
+	assert_int_equal(cfg->anomaly.factor, 300);
+	del_cfg(cfg);
+	cfg = expect_ok("listeners:\n"
+	                "  - address: 127.0.0.1:8080\n"
+	                "    proxy_protocol: true\n"
+	                "    trusted_proxies: 10.0.0.0/8, 2001:db8::/32\n"
+	                "    deny: [192.0.2.0/24]\n" POOLS
+	                "routes:\n"
+	                "  - pool: app\n"
+	                "    allow: [10.0.0.0/8, \"::1\"]\n"
+	                "    rate_limit:\n"
+	                "      rate: 6000/m\n"
+	                "      burst: 20\n"
+	                "      key: header:X-API-Key\n"
+	                "      delay: 500ms\n"
+	                "    filters:\n"
+	                "      methods: [GET, HEAD]\n"
+	                "      max_uri: 2048\n"
+	                "      rules:\n"
+	                "        - name: sqli\n"
+	                "          path: '(?i)union\\s+select'\n"
+	                "        - name: ua\n"
+	                "          header: User-Agent\n"
+	                "          value: 'sqlmap nikto'\n"
+	                "limits:\n"
+	                "  conns_per_ip: 100\n"
+	                "  body_min_rate: 1KiB\n"
+	                "anomaly:\n"
+	                "  enabled: true\n"
+	                "  factor: 500\n");
+	assert_true(cfg->listeners[0].proxy_protocol);
+	assert_string_equal(cfg->listeners[0].trusted_proxies, "10.0.0.0/8,2001:db8::/32");
+	assert_string_equal(cfg->listeners[0].acl.deny, "192.0.2.0/24");
+	assert_string_equal(cfg->routes[0].acl.allow, "10.0.0.0/8,::1");
+	assert_true(cfg->routes[0].rate_limit.enabled);
+	assert_int_equal(cfg->routes[0].rate_limit.interval_us, 10000);
+	assert_int_equal(cfg->routes[0].rate_limit.burst, 20);
+	assert_int_equal(cfg->routes[0].rate_limit.key, CONFIG_RATE_HEADER);
+	assert_string_equal(cfg->routes[0].rate_limit.key_name, "X-API-Key");
+	assert_int_equal(cfg->routes[0].rate_limit.delay_ms, 500);
+	assert_int_equal(cfg->routes[0].rate_limit.status, 429);
+	assert_string_equal(cfg->routes[0].filter.methods, "GET,HEAD");
+	assert_int_equal(cfg->routes[0].filter.max_uri, 2048);
+	assert_int_equal(cfg->routes[0].filter.num_rules, 2);
+	assert_string_equal(cfg->routes[0].filter.rules[0].path, "(?i)union\\s+select");
+	assert_string_equal(cfg->routes[1 - 1].filter.rules[1].value, "sqlmap nikto");
+	assert_int_equal(cfg->limits.conns_per_ip, 100);
+	assert_int_equal(cfg->limits.body_min_rate, 1024);
+	assert_true(cfg->anomaly.enabled);
+	assert_int_equal(cfg->anomaly.factor, 500);
+	del_cfg(cfg);
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    deny: [10.0.0.0/33]\n",
+	             "ringlb.yaml:7: routes[0].deny: expected an IPv4 or IPv6 address or CIDR "
+	             "prefix, got \"10.0.0.0/33\"");
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    rate_limit: {rate: fast}\n",
+	             "ringlb.yaml:9: routes[0].rate_limit.rate: expected a rate like 100/s, 6000/m "
+	             "or 10/h, got \"fast\"");
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    rate_limit: {rate: 1/s, status: 500}\n",
+	             "ringlb.yaml:9: routes[0].rate_limit.status: expected an integer from 429 to "
+	             "503, got 500");
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    filters:\n"
+	                     "      rules: [{name: x, value: a}]\n",
+	             "ringlb.yaml:7: routes[0].filters.rules[0]: value needs header (the field it "
+	             "matches)");
+	expect_error(MINIMAL "routes:\n"
+	                     "  - pool: app\n"
+	                     "    filters:\n"
+	                     "      methods: [get]\n",
+	             "ringlb.yaml:7: routes[0].filters.methods: expected method names in capitals, "
+	             "like GET, HEAD");
+}
+
 static void test_http2_section(void **state)
 {
 	struct config *cfg = expect_ok(TLS_MINIMAL);
@@ -2088,6 +2181,7 @@ int main(void)
 	        cmocka_unit_test(test_cache_section),
 	        cmocka_unit_test(test_config_add_cache),
 	        cmocka_unit_test(test_compression_section),
+	        cmocka_unit_test(test_protection_sections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

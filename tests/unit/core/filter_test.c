@@ -23,14 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static bool g_jit;                   /* this group's way of matching */
-static struct filter_scratch *g_fs;  /* the "shard's" scratch */
-static char g_err[512];              /* the last build's message */
-static void *g_allocs[256];          /* request strings of the running test */
+static bool g_jit;                  /* this group's way of matching */
+static struct filter_scratch *g_fs; /* the "shard's" scratch */
+static char g_err[512];             /* the last build's message */
+static void *g_allocs[256];         /* request strings of the running test */
 static size_t g_num_allocs;
 
-/* S copies `lit` into an exactly sized heap slice (no NUL after it). */
-static struct h1_str S(const char *lit)
+/* str copies `lit` into an exactly sized heap slice (no NUL after it). */
+static struct h1_str str(const char *lit)
 {
 	size_t n = strlen(lit);
 	char *p = malloc(n > 0 ? n : 1);
@@ -114,10 +114,10 @@ static void check(const struct filter *f, const char *method, const char *target
 
 	for (; hdrs != NULL && hdrs[2 * n] != NULL; n++) {
 		assert_true(n < RLB_ARRAY_LEN(h));
-		h[n].name = S(hdrs[2 * n]);
-		h[n].value = S(hdrs[2 * n + 1]);
+		h[n].name = str(hdrs[2 * n]);
+		h[n].value = str(hdrs[2 * n + 1]);
 	}
-	v = filter_check(f, g_fs, S(method), S(target), h, n, &name);
+	v = filter_check(f, g_fs, str(method), str(target), h, n, &name);
 	if (v != want || (want_name == NULL) != (name == NULL) ||
 	    (name != NULL && strcmp(name, want_name) != 0)) {
 		print_error("%s %s: got %d \"%s\", want %d \"%s\"\n", method, target, v,
@@ -173,8 +173,8 @@ static void test_methods(void **state)
 
 static void test_methods_refused(void **state)
 {
-	static const char *const bad[] = {",", "GET,", ",GET", "GET,,POST", "GET POST", " , ",
-	                                  "GET;POST"};
+	static const char *const bad[] = {",",        "GET,", ",GET",    "GET,,POST",
+	                                  "GET POST", " , ",  "GET;POST"};
 	struct config_filter cf;
 
 	(void)state;
@@ -273,7 +273,8 @@ static void test_header_twice(void **state)
 	struct filter *f = build(&cf);
 
 	(void)state;
-	PASS(f, "GET", "/", HDRS("X-Forwarded-For", "192.0.2.1", "x-forwarded-for", "198.51.100.7"));
+	PASS(f, "GET", "/",
+	     HDRS("X-Forwarded-For", "192.0.2.1", "x-forwarded-for", "198.51.100.7"));
 	/* the second field line matches */
 	BLOCK(f, "GET", "/", HDRS("X-Forwarded-For", "192.0.2.1", "x-forwarded-for", "10.0.0.1"),
 	      FILTER_RULE, "bad-fwd");
@@ -379,7 +380,7 @@ static void test_counters_and_names(void **state)
 	assert_int_equal(filter_rule_hits(f, 1), 0);
 	assert_int_equal(filter_rule_hits(f, 2), 7);
 	/* rule_name may be NULL; the verdict is the same */
-	assert_int_equal(filter_check(f, g_fs, S("GET"), S("/2"), NULL, 0, NULL), FILTER_RULE);
+	assert_int_equal(filter_check(f, g_fs, str("GET"), str("/2"), NULL, 0, NULL), FILTER_RULE);
 	assert_int_equal(filter_rule_hits(f, 1), 1);
 	filter_free(f);
 }

@@ -31,29 +31,15 @@
 #ifndef RLB_FILTER_H
 #define RLB_FILTER_H
 
+#include "core/config.h"
 #include "core/h1.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* --- configuration input (to move into core/config.h) --- */
-
-#define FILTER_RULES_MAX 64
-struct config_filter_rule {
-	char name[64];    /* for the log line and the counters */
-	char path[512];   /* PCRE2 on the request target; "" = not checked */
-	char method[512]; /* PCRE2 on the method; "" = not checked */
-	char header[64];  /* a field name; "" = not checked */
-	char value[512];  /* PCRE2 on each value of `header`; "" = the field is present */
-	uint32_t _line;
-};
-struct config_filter {
-	char methods[512]; /* allowed methods "GET,HEAD,POST" (upper-case tokens, comma separated);
-	                      "" = any */
-	uint32_t max_uri;  /* longest request target in bytes; 0 = no limit */
-	size_t num_rules;
-	struct config_filter_rule *rules; /* owned by the config */
-};
+/* The configuration input, struct config_filter and its rules, is in
+ * core/config.h. */
+#define FILTER_RULES_MAX CONFIG_FILTER_RULES_MAX
 
 /* Backtracking limits for one pattern match (pcre2_set_match_limit,
  * pcre2_set_depth_limit, pcre2_set_heap_limit in KiB). Sane patterns on a

@@ -404,7 +404,7 @@ struct table {
 enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
-	LINE_TIMEOUTS = LINE_TOP + 14,
+	LINE_TIMEOUTS = LINE_TOP + 15,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 14,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
@@ -2243,6 +2243,49 @@ static int validate_sizes(struct vctx *v)
 	                c->buffers.conn_bytes_max, cb, 0);
 }
 
+/* validate_cidrs checks an inline address list: "KEY.NAME: expected ...". */
+static int validate_cidrs(struct vctx *v, const char *list, const char *key, const char *name,
+                          uint32_t line)
+{
+	struct cidr_entry *arr = NULL;
+	size_t n = 0, cap = 0;
+	char msg[256], full[128];
+	int ok = cidr_list_add(list, 1, &arr, &n, &cap, msg, sizeof(msg));
+
+	free(arr);
+	if (ok)
+		return 1;
+	snprintf(full, sizeof(full), "%s.%s", key, name);
+	return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full, "%s", msg);
+}
+
+/* validate_acl checks an allow/deny section: inline lists and list files
+ * (read here so that `ringlb -t` reports a bad line; the snapshot reads
+ * them again when it is built). */
+static int validate_acl(struct vctx *v, const struct config_acl *a, const char *key, uint32_t line)
+{
+	const char *files[2] = {a->allow_file, a->deny_file};
+	char msg[CONFIG_ERR_MAX - 64], full[128];
+
+	if (!validate_cidrs(v, a->allow, key, "allow", line) ||
+	    !validate_cidrs(v, a->deny, key, "deny", line))
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		struct cidr_entry *arr = NULL;
+		size_t n = 0, cap = 0;
+		int ok = files[i][0] == '\0' ||
+		         cidr_file_add(files[i], 1, &arr, &n, &cap, msg, sizeof(msg));
+
+		free(arr);
+		if (!ok) {
+			snprintf(full, sizeof(full), "%s.%s", key, i == 0 ? "allow_file" : "deny_file");
+			return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full,
+			              "%s", msg);
+		}
+	}
+	return 1;
+}
+
 static int validate_listeners(struct vctx *v)
 {
 	struct config *c = v->cfg;
@@ -2286,49 +2329,6 @@ static int validate_listeners(struct vctx *v)
 			    memcmp(&c->listeners[j].addr.ss, &l->addr.ss, l->addr.len) == 0)
 				return errorf(v->err, v->err_len, c->source, or_root(c, l->_line),
 				              key, "same address as listeners[%zu]", j);
-	}
-	return 1;
-}
-
-/* validate_cidrs checks an inline address list: "KEY.NAME: expected ...". */
-static int validate_cidrs(struct vctx *v, const char *list, const char *key, const char *name,
-                          uint32_t line)
-{
-	struct cidr_entry *arr = NULL;
-	size_t n = 0, cap = 0;
-	char msg[256], full[128];
-	int ok = cidr_list_add(list, 1, &arr, &n, &cap, msg, sizeof(msg));
-
-	free(arr);
-	if (ok)
-		return 1;
-	snprintf(full, sizeof(full), "%s.%s", key, name);
-	return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full, "%s", msg);
-}
-
-/* validate_acl checks an allow/deny section: inline lists and list files
- * (read here so that `ringlb -t` reports a bad line; the snapshot reads
- * them again when it is built). */
-static int validate_acl(struct vctx *v, const struct config_acl *a, const char *key, uint32_t line)
-{
-	const char *files[2] = {a->allow_file, a->deny_file};
-	char msg[CONFIG_ERR_MAX - 64], full[128];
-
-	if (!validate_cidrs(v, a->allow, key, "allow", line) ||
-	    !validate_cidrs(v, a->deny, key, "deny", line))
-		return 0;
-	for (int i = 0; i < 2; i++) {
-		struct cidr_entry *arr = NULL;
-		size_t n = 0, cap = 0;
-		int ok = files[i][0] == '\0' ||
-		         cidr_file_add(files[i], 1, &arr, &n, &cap, msg, sizeof(msg));
-
-		free(arr);
-		if (!ok) {
-			snprintf(full, sizeof(full), "%s.%s", key, i == 0 ? "allow_file" : "deny_file");
-			return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full,
-			              "%s", msg);
-		}
 	}
 	return 1;
 }

@@ -87,20 +87,29 @@ static void set_addr(const struct sockaddr *sa, uint8_t out[16], uint8_t *fam, c
 {
 	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+	sa_family_t family;
+
 	memset(out, 0, 16);
 	*fam = 0;
-	if (sa->sa_family == AF_INET) {
-		memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-		*fam = 4;
-	} else if (sa->sa_family == AF_INET6) {
-		const uint8_t *a =
-		        ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+	/* Copied, not read through cast pointers: the caller's storage is a
+	 * sockaddr_storage, and strict aliasing allows the compiler to assume a
+	 * sockaddr_in read does not see it. */
+	memcpy(&family, &sa->sa_family, sizeof(family));
+	if (family == AF_INET) {
+		struct sockaddr_in in;
 
-		if (memcmp(a, mapped, 12) == 0) {
-			memcpy(out, a + 12, 4);
+		memcpy(&in, sa, sizeof(in));
+		memcpy(out, &in.sin_addr, 4);
+		*fam = 4;
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 in6;
+
+		memcpy(&in6, sa, sizeof(in6));
+		if (memcmp(in6.sin6_addr.s6_addr, mapped, 12) == 0) {
+			memcpy(out, in6.sin6_addr.s6_addr + 12, 4);
 			*fam = 4;
 		} else {
-			memcpy(out, a, 16);
+			memcpy(out, in6.sin6_addr.s6_addr, 16);
 			*fam = 6;
 		}
 	}

@@ -35,7 +35,7 @@ BORINGSSL_LIBDIR := /usr/lib/$(MULTIARCH)/android
 BORINGSSL_LIBS := -L$(BORINGSSL_LIBDIR) -Wl,-rpath,$(BORINGSSL_LIBDIR) -lssl -lcrypto
 
 LIBS := -luring -lyaml -lurcu-qsbr -lurcu-common -lxxhash -lnghttp2 -lz -lbrotlienc -lbrotlidec \
-        -lzstd -lpcre2-8 -lseccomp -pthread
+        -lzstd -lpcre2-8 -lseccomp -lm -pthread
 LDFLAGS_ALL := $(LDOPT) $(LDFLAGS)
 
 # Engine library: everything but main.c, so unit tests can link it.

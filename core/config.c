@@ -2543,6 +2543,13 @@ static int validate_rate_limit(struct vctx *v, const struct config_route *r, siz
 	if (rl->status != 429 && rl->status != 503)
 		return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, rl->_line), key,
 		              "expected 429 or 503, got %u", rl->status);
+	/* The shared table stores a key's state relative to now in a bounded
+	 * span: one interval, the burst and the delay must fit in it. */
+	snprintf(key, sizeof(key), "routes[%zu].rate_limit.burst", i);
+	if (rl->interval_us * ((uint64_t)rl->burst + 1) + rl->delay_ms * 1000 > RL_SPAN_MAX_US)
+		return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, rl->_line), key,
+		              "%u at %s (plus delay) spans more than 6 days; lower it", rl->burst,
+		              rl->rate_text);
 	return 1;
 }
 

@@ -48,6 +48,7 @@ struct anomaly {
 static struct anomaly anomalies[CONFIG_ROUTES_MAX + 1];
 static uint64_t anomaly_next_ms;
 static uint64_t anomaly_last_ms;
+static uint64_t sweep_next_ms;
 
 int protect_boot(const struct config *cfg, char *err, size_t err_len)
 {
@@ -511,6 +512,13 @@ void protect_tick(const struct config *cfg, uint64_t now_ms)
 	uint32_t n = (uint32_t)cfg->num_routes + 1;
 	double secs, alpha;
 
+	/* Forget keys whose budget is full again, hourly: a key idle for a
+	 * multiple of the table's clock span could otherwise look busy. */
+	if (rates != NULL && now_ms >= sweep_next_ms) {
+		if (sweep_next_ms != 0)
+			rl_sweep(rates, rlb_now_us());
+		sweep_next_ms = now_ms + 3600 * 1000;
+	}
 	if (!an->enabled || all_shards == NULL)
 		return;
 	if (anomaly_next_ms == 0) {

@@ -395,7 +395,7 @@ struct table {
 enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
-	LINE_TIMEOUTS = LINE_TOP + 14,
+	LINE_TIMEOUTS = LINE_TOP + 15,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 8,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
@@ -403,7 +403,8 @@ enum {
 	LINE_HTTP2 = LINE_ADMIN + 2,
 	LINE_COMPRESSION = LINE_HTTP2 + 8,
 	LINE_HEADERS = LINE_COMPRESSION + 8,
-	LINE_END = LINE_HEADERS + 4,
+	LINE_SECURITY = LINE_HEADERS + 4,
+	LINE_END = LINE_SECURITY + 3,
 };
 _Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
 
@@ -645,6 +646,17 @@ static const struct field headers_fields[] = {
 #undef T
 static const struct table headers_table = TABLE(headers_fields, LINE_HEADERS);
 
+/* User and group names keep to the pool-name charset, which is POSIX's
+ * portable one for user names; a numeric id passes too. */
+#define T struct config_security
+static const struct field security_fields[] = {
+        FIELD("user", T, user, F_POOL_NAME, 0, 0, 0),
+        FIELD("group", T, group, F_POOL_NAME, 0, 0, 0),
+        FIELD("seccomp", T, seccomp, F_BOOL, 0, 0, 1),
+};
+#undef T
+static const struct table security_table = TABLE(security_fields, LINE_SECURITY);
+
 #define T struct config
 static const struct field top_fields[] = {
         FIELD("workers", T, workers, F_WORKERS, 0, 0, 1024),
@@ -661,6 +673,7 @@ static const struct field top_fields[] = {
         SECTION("http2", http2, &http2_table),
         SECTION("compression", compression, &compression_table),
         SECTION("headers", headers, &headers_table),
+        SECTION("security", security, &security_table),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -673,7 +686,8 @@ _Static_assert(RLB_ARRAY_LEN(access_log_fields) == LINE_ADMIN - LINE_ACCESS_LOG,
 _Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_HTTP2 - LINE_ADMIN, "admin slots");
 _Static_assert(RLB_ARRAY_LEN(http2_fields) == LINE_COMPRESSION - LINE_HTTP2, "http2 slots");
 _Static_assert(RLB_ARRAY_LEN(compression_fields) == LINE_HEADERS - LINE_COMPRESSION, "compression");
-_Static_assert(RLB_ARRAY_LEN(headers_fields) == LINE_END - LINE_HEADERS, "headers slots");
+_Static_assert(RLB_ARRAY_LEN(headers_fields) == LINE_SECURITY - LINE_HEADERS, "headers slots");
+_Static_assert(RLB_ARRAY_LEN(security_fields) == LINE_END - LINE_SECURITY, "security slots");
 
 /* expectation describes what a field accepts, for "expected X, got Y". */
 static const char *expectation(const struct field *f, char *out, size_t out_len)
@@ -1993,6 +2007,16 @@ static uint32_t key_line(const struct config *cfg, const struct table *t, const 
 static uint32_t or_root(const struct config *cfg, uint32_t line)
 {
 	return line != 0 ? line : cfg->_key_lines[LINE_ROOT];
+}
+
+uint32_t config_key_line(const struct config *cfg, const char *section, const char *key)
+{
+	int i = find_field(&top_table, section);
+	const struct table *t = i >= 0 ? top_fields[i].sub : NULL;
+
+	if (t == NULL || find_field(t, key) < 0)
+		return cfg->_key_lines[LINE_ROOT];
+	return or_root(cfg, key_line(cfg, t, key));
 }
 
 /* check_fields re-checks the numeric bounds of a table's fields, for a

@@ -24,7 +24,7 @@
 #define CONFIG_BACKENDS_MAX  1024 /* per pool */
 #define CONFIG_LISTENERS_MAX 64
 #define CONFIG_ROUTES_MAX    1024
-#define CONFIG_KEY_LINES_MAX 64 /* size of struct config's private _key_lines */
+#define CONFIG_KEY_LINES_MAX 96 /* size of struct config's private _key_lines */
 
 /* A socket address with its textual form as written. */
 struct config_addr {
@@ -304,6 +304,15 @@ struct config_headers {
 	bool request_id_trusted; /* keep a client's X-Request-ID (behind a trusted proxy) */
 };
 
+/* Least privilege (core/sandbox.c): whom ringlb runs as once its sockets
+ * are bound, and whether a seccomp allow-list confines it. Read at start-up
+ * only: a reload keeps the running identity and filter. */
+struct config_security {
+	char user[CONFIG_NAME_MAX];  /* user name or numeric uid; "" = keep the starting user */
+	char group[CONFIG_NAME_MAX]; /* group name or numeric gid; "" = the user's primary group */
+	bool seccomp;                /* default false */
+};
+
 #define CONFIG_HIDE_HEADERS "X-Powered-By,X-AspNet-Version,X-AspNetMvc-Version"
 
 #define CONFIG_ADMIN_DEFAULT "127.0.0.1:9090"
@@ -339,6 +348,7 @@ struct config {
 	struct config_http2 http2;
 	struct config_compression compression;
 	struct config_headers headers;
+	struct config_security security;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
 	/* Private to config.c: the line of each top-level and section key read
 	 * from a file (0 for a default or the command line), so that
@@ -393,6 +403,12 @@ int config_add_tls(struct config *cfg, const char *cert, const char *key, char *
  * as header_bytes_max <= buffers.size) and resolves route pool indexes.
  * Returns 1, or 0 with a message. */
 int config_validate(struct config *cfg, char *err, size_t err_len);
+
+/* config_key_line returns the line of `section`.`key` in the file, else
+ * that of the top-level mapping, else 0 (command line), for messages about
+ * values checked outside config_validate (security.user is looked up by
+ * core/sandbox.c). */
+uint32_t config_key_line(const struct config *cfg, const char *section, const char *key);
 
 /* config_free releases what `cfg` owns; safe on a zeroed or half-built cfg. */
 void config_free(struct config *cfg);

@@ -2013,10 +2013,13 @@ uint32_t config_key_line(const struct config *cfg, const char *section, const ch
 {
 	int i = find_field(&top_table, section);
 	const struct table *t = i >= 0 ? top_fields[i].sub : NULL;
+	uint32_t line;
 
 	if (t == NULL || find_field(t, key) < 0)
 		return cfg->_key_lines[LINE_ROOT];
-	return or_root(cfg, key_line(cfg, t, key));
+	/* A key the section leaves out: the section's own line. */
+	line = key_line(cfg, t, key);
+	return or_root(cfg, line != 0 ? line : cfg->_key_lines[top_table.line_base + i]);
 }
 
 /* check_fields re-checks the numeric bounds of a table's fields, for a

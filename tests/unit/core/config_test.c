@@ -1658,6 +1658,10 @@ static void test_security_section(void **state)
 	assert_int_equal(config_key_line(cfg, "security", "user"), 7);
 	assert_int_equal(config_key_line(cfg, "security", "group"), 8);
 	del_cfg(cfg);
+	cfg = expect_ok(MINIMAL "security:\n"
+	                        "  seccomp: true\n");
+	assert_int_equal(config_key_line(cfg, "security", "user"), 6); /* the section's line */
+	del_cfg(cfg);
 	expect_error(MINIMAL "security:\n"
 	                     "  user: \"no body\"\n",
 	             "ringlb.yaml:7: security.user: expected a name of 1 to 63 characters from A-Z "

@@ -57,6 +57,18 @@ all: $(BUILD)/ringlb
 $(BUILD)/ringlb: $(MAIN_OBJ) $(LIB_OBJS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BORINGSSL_LIBS) $(LIBS)
 
+# The seccomp self-test build: core/sandbox.c compiled with
+# -DRLB_SECCOMP_SELFTEST makes one forbidden system call on SIGUSR2, so that
+# tests/integration/test_sandbox.py can watch the filter kill it. Never
+# install it.
+$(BUILD)/ringlb-seccomp-selftest: $(MAIN_OBJ) $(filter-out $(BUILD)/obj/core/sandbox.o,$(LIB_OBJS)) \
+		$(BUILD)/obj/core/sandbox-selftest.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BORINGSSL_LIBS) $(LIBS)
+
+$(BUILD)/obj/core/sandbox-selftest.o: core/sandbox.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DRLB_SECCOMP_SELFTEST -MMD -MP -c -o $@ $<
+
 $(BUILD)/obj/tls/%.o: tls/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(BORINGSSL_CFLAGS) -MMD -MP -c -o $@ $<

@@ -599,7 +599,7 @@ static void *admin_main(void *arg)
 	return NULL;
 }
 
-int admin_start(struct control_plane *cp, char *err, size_t err_len)
+int admin_bind(struct control_plane *cp, char *err, size_t err_len)
 {
 	const struct config_admin *a = &cp->cfg->admin;
 	int one = 1;
@@ -616,6 +616,15 @@ int admin_start(struct control_plane *cp, char *err, size_t err_len)
 		admin_fd = -1;
 		return 0;
 	}
+	return 1;
+}
+
+int admin_start(struct control_plane *cp, char *err, size_t err_len)
+{
+	const struct config_admin *a = &cp->cfg->admin;
+
+	if (admin_fd < 0)
+		return 1; /* disabled, or admin_bind failed and said so */
 	atomic_store(&admin_stopping, false);
 	if (pthread_create(&admin_thread, NULL, admin_main, cp) != 0) {
 		snprintf(err, err_len, "admin: cannot start its thread");
@@ -631,11 +640,12 @@ int admin_start(struct control_plane *cp, char *err, size_t err_len)
 
 void admin_stop(void)
 {
-	if (!admin_started)
-		return;
-	atomic_store(&admin_stopping, true);
-	pthread_join(admin_thread, NULL);
-	close(admin_fd);
+	if (admin_started) {
+		atomic_store(&admin_stopping, true);
+		pthread_join(admin_thread, NULL);
+	}
+	if (admin_fd >= 0)
+		close(admin_fd);
 	admin_fd = -1;
 	admin_started = false;
 }

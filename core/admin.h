@@ -50,11 +50,17 @@ int control_publish(struct control_plane *cp, char *err, size_t err_len);
 int control_reload_tls(struct control_plane *cp, const struct config *from, char *err,
                        size_t err_len);
 
-/* admin_start starts the admin thread when cp->cfg->admin is enabled.
- * Returns 1 (also when disabled), or 0 with a message. */
+/* admin_bind binds the admin listener when cp->cfg->admin is enabled; it
+ * runs before privileges are dropped, like the other listeners. Returns 1
+ * (also when disabled), or 0 with a message (the API stays off). */
+int admin_bind(struct control_plane *cp, char *err, size_t err_len);
+
+/* admin_start starts the admin thread on the listener admin_bind bound.
+ * Returns 1 (also when there is none), or 0 with a message. */
 int admin_start(struct control_plane *cp, char *err, size_t err_len);
 
-/* admin_stop stops the admin thread; safe when it was not started. */
+/* admin_stop stops the admin thread and closes the listener; safe when
+ * either was never made. */
 void admin_stop(void);
 
 #endif

@@ -404,7 +404,7 @@ struct table {
 enum {
 	LINE_ROOT = 0,
 	LINE_TOP = 1,
-	LINE_TIMEOUTS = LINE_TOP + 15,
+	LINE_TIMEOUTS = LINE_TOP + 16,
 	LINE_LIMITS = LINE_TIMEOUTS + 9,
 	LINE_BUFFERS = LINE_LIMITS + 14,
 	LINE_ACCESS_LOG = LINE_BUFFERS + 5,
@@ -413,7 +413,8 @@ enum {
 	LINE_COMPRESSION = LINE_HTTP2 + 8,
 	LINE_HEADERS = LINE_COMPRESSION + 8,
 	LINE_ANOMALY = LINE_HEADERS + 4,
-	LINE_END = LINE_ANOMALY + 7,
+	LINE_SECURITY = LINE_ANOMALY + 7,
+	LINE_END = LINE_SECURITY + 3,
 };
 _Static_assert(LINE_END <= CONFIG_KEY_LINES_MAX, "raise CONFIG_KEY_LINES_MAX");
 
@@ -718,6 +719,17 @@ static const struct field anomaly_fields[] = {
 #undef T
 static const struct table anomaly_table = TABLE(anomaly_fields, LINE_ANOMALY);
 
+/* User and group names keep to the pool-name charset, which is POSIX's
+ * portable one for user names; a numeric id passes too. */
+#define T struct config_security
+static const struct field security_fields[] = {
+        FIELD("user", T, user, F_POOL_NAME, 0, 0, 0),
+        FIELD("group", T, group, F_POOL_NAME, 0, 0, 0),
+        FIELD("seccomp", T, seccomp, F_BOOL, 0, 0, 1),
+};
+#undef T
+static const struct table security_table = TABLE(security_fields, LINE_SECURITY);
+
 #define T struct config
 static const struct field top_fields[] = {
         FIELD("workers", T, workers, F_WORKERS, 0, 0, 1024),
@@ -735,6 +747,7 @@ static const struct field top_fields[] = {
         SECTION("compression", compression, &compression_table),
         SECTION("headers", headers, &headers_table),
         SECTION("anomaly", anomaly, &anomaly_table),
+        SECTION("security", security, &security_table),
 };
 #undef T
 static const struct table top_table = TABLE(top_fields, LINE_TOP);
@@ -748,7 +761,8 @@ _Static_assert(RLB_ARRAY_LEN(admin_fields) == LINE_HTTP2 - LINE_ADMIN, "admin sl
 _Static_assert(RLB_ARRAY_LEN(http2_fields) == LINE_COMPRESSION - LINE_HTTP2, "http2 slots");
 _Static_assert(RLB_ARRAY_LEN(compression_fields) == LINE_HEADERS - LINE_COMPRESSION, "compression");
 _Static_assert(RLB_ARRAY_LEN(headers_fields) == LINE_ANOMALY - LINE_HEADERS, "headers slots");
-_Static_assert(RLB_ARRAY_LEN(anomaly_fields) == LINE_END - LINE_ANOMALY, "anomaly slots");
+_Static_assert(RLB_ARRAY_LEN(anomaly_fields) == LINE_SECURITY - LINE_ANOMALY, "anomaly slots");
+_Static_assert(RLB_ARRAY_LEN(security_fields) == LINE_END - LINE_SECURITY, "security slots");
 
 /* expectation describes what a field accepts, for "expected X, got Y". */
 static const char *expectation(const struct field *f, char *out, size_t out_len)
@@ -2181,6 +2195,19 @@ static uint32_t key_line(const struct config *cfg, const struct table *t, const 
 static uint32_t or_root(const struct config *cfg, uint32_t line)
 {
 	return line != 0 ? line : cfg->_key_lines[LINE_ROOT];
+}
+
+uint32_t config_key_line(const struct config *cfg, const char *section, const char *key)
+{
+	int i = find_field(&top_table, section);
+	const struct table *t = i >= 0 ? top_fields[i].sub : NULL;
+	uint32_t line;
+
+	if (t == NULL || find_field(t, key) < 0)
+		return cfg->_key_lines[LINE_ROOT];
+	/* A key the section leaves out: the section's own line. */
+	line = key_line(cfg, t, key);
+	return or_root(cfg, line != 0 ? line : cfg->_key_lines[top_table.line_base + i]);
 }
 
 /* check_fields re-checks the numeric bounds of a table's fields, for a

@@ -370,6 +370,15 @@ struct config_headers {
 	bool request_id_trusted; /* keep a client's X-Request-ID (behind a trusted proxy) */
 };
 
+/* Least privilege (core/sandbox.c): whom ringlb runs as once its sockets
+ * are bound, and whether a seccomp allow-list confines it. Read at start-up
+ * only: a reload keeps the running identity and filter. */
+struct config_security {
+	char user[CONFIG_NAME_MAX];  /* user name or numeric uid; "" = keep the starting user */
+	char group[CONFIG_NAME_MAX]; /* group name or numeric gid; "" = the user's primary group */
+	bool seccomp;                /* default false */
+};
+
 #define CONFIG_HIDE_HEADERS "X-Powered-By,X-AspNet-Version,X-AspNetMvc-Version"
 
 /* Traffic anomaly detection: per route, the request and 5xx rates of each
@@ -418,6 +427,7 @@ struct config {
 	struct config_compression compression;
 	struct config_headers headers;
 	struct config_anomaly anomaly;
+	struct config_security security;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug; default 2 */
 	/* Private to config.c: the line of each top-level and section key read
 	 * from a file (0 for a default or the command line), so that
@@ -472,6 +482,12 @@ int config_add_tls(struct config *cfg, const char *cert, const char *key, char *
  * as header_bytes_max <= buffers.size) and resolves route pool indexes.
  * Returns 1, or 0 with a message. */
 int config_validate(struct config *cfg, char *err, size_t err_len);
+
+/* config_key_line returns the line of `section`.`key` in the file, else
+ * that of the top-level mapping, else 0 (command line), for messages about
+ * values checked outside config_validate (security.user is looked up by
+ * core/sandbox.c). */
+uint32_t config_key_line(const struct config *cfg, const char *section, const char *key);
 
 /* config_free releases what `cfg` owns; safe on a zeroed or half-built cfg. */
 void config_free(struct config *cfg);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/protect.h"
 #include "core/ring.h"
+#include "core/sandbox.h"
 #include "core/shard.h"
 #include "core/snapshot.h"
 #include "tls/tls.h"
@@ -415,6 +416,10 @@ static void reload(struct control *ctl)
 		free(next);
 		return;
 	}
+	if (strcmp(next->security.user, ctl->cfg->security.user) != 0 ||
+	    strcmp(next->security.group, ctl->cfg->security.group) != 0 ||
+	    next->security.seccomp != ctl->cfg->security.seccomp)
+		rlb_log(LOG_WARN, "security: changes take effect at the next start");
 	pthread_mutex_lock(&ctl->cp.lock);
 	if (control_reload_tls(&ctl->cp, next, err, sizeof(err)) < 0) {
 		pthread_mutex_unlock(&ctl->cp.lock);
@@ -462,6 +467,8 @@ static int control_loop(struct control *ctl)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	if (sandbox_selftest_signal() != 0)
+		sigaddset(&set, sandbox_selftest_signal());
 	while (!shard_all_exited()) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 
@@ -473,6 +480,8 @@ static int control_loop(struct control *ctl)
 			stopping = true;
 		} else if (sig == SIGHUP && !stopping) {
 			reload(ctl);
+		} else if (sig > 0 && sig == sandbox_selftest_signal()) {
+			sandbox_selftest_violate();
 		}
 		drain_logs(ctl);
 		tick_tls(ctl);
@@ -538,97 +547,161 @@ static int check_pool_tls(const struct config *cfg, char *err, size_t len)
 	return 1;
 }
 
-static int run(struct config *cfg, const char *config_path)
+/* boot sizes what the shards share (compression, cache zones, the backend
+ * load counters) and publishes the first snapshot. */
+static int boot(struct control *ctl, char *err, size_t err_len)
 {
-	struct control ctl = {.cfg = cfg, .config_path = config_path, .alog_fd = -1};
-
-	pthread_mutex_init(&ctl.cp.lock, NULL);
-	ctl.cp.cfg = cfg;
-	char err[CONFIG_ERR_MAX];
 	struct snapshot *snap;
-	int status;
 
-	if (!ring_probe(err, sizeof(err))) {
-		fprintf(stderr, "ringlb: cannot start: %s\n", err);
-		return EXIT_START;
-	}
-	ctl.num_shards = count_workers(cfg);
-	raise_nofile(cfg, ctl.num_shards);
-	compressing_boot(cfg);
-	if (!protect_boot(cfg, err, sizeof(err)) ||
-	    !caching_boot(cfg, ctl.num_shards, err, sizeof(err))) {
+	compressing_boot(ctl->cfg);
+	if (!protect_boot(ctl->cfg, err, err_len) ||
+	    !caching_boot(ctl->cfg, ctl->num_shards, err, err_len)) {
 		fprintf(stderr, "ringlb: %s\n", err);
 		return EXIT_CONFIG;
 	}
-	ctl.reg = rlb_xcalloc(1, sizeof(*ctl.reg));
-	ctl.cp.reg = ctl.reg;
+	ctl->reg = rlb_xcalloc(1, sizeof(*ctl->reg));
+	ctl->cp.reg = ctl->reg;
 	/* One cache line of live load per backend uid, shared by all shards
 	 * and every snapshot: 16384 x 64 bytes = 1 MiB. */
-	ctl.reg->live = aligned_alloc(LB_CACHELINE, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
-	if (ctl.reg->live == NULL) {
+	ctl->reg->live = aligned_alloc(LB_CACHELINE, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
+	if (ctl->reg->live == NULL) {
 		fprintf(stderr, "ringlb: out of memory for backend load counters\n");
-		free(ctl.reg);
 		return EXIT_START;
 	}
-	memset(ctl.reg->live, 0, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
-	snap = snapshot_build(cfg, ctl.reg, ++ctl.cp.version, err, sizeof(err));
+	memset(ctl->reg->live, 0, SNAPSHOT_UIDS_MAX * sizeof(struct lb_live));
+	snap = snapshot_build(ctl->cfg, ctl->reg, ++ctl->cp.version, err, err_len);
 	if (snap == NULL) {
 		fprintf(stderr, "ringlb: %s\n", err);
-		free(ctl.reg->live);
-		free(ctl.reg);
 		return EXIT_CONFIG;
 	}
 	snapshot_publish(snap);
-	ctl.alog_fd = open_access_log(cfg);
-	if (cfg->access_log.enabled && ctl.alog_fd < 0) {
+	return EXIT_OK;
+}
+
+/* open_privileged does, while ringlb may still be root, everything that
+ * may need root: bind every listening socket (ports below 1024), open the
+ * access log, read the TLS certificates and keys (often root-only). */
+static int open_privileged(struct control *ctl, char *err, size_t err_len)
+{
+	const struct config *cfg = ctl->cfg;
+
+	ctl->shards = shard_bind_all(cfg, ctl->num_shards, err, err_len);
+	if (ctl->shards == NULL) {
+		fprintf(stderr, "ringlb: cannot start: %s\n", err);
+		return EXIT_START;
+	}
+	if (!admin_bind(&ctl->cp, err, err_len))
+		rlb_log(LOG_ERROR, "%s: the admin API is off", err);
+	ctl->alog_fd = open_access_log(cfg);
+	if (cfg->access_log.enabled && ctl->alog_fd < 0) {
 		fprintf(stderr, "ringlb: access log %s: %s\n", cfg->access_log.path,
 		        strerror(errno));
-		snapshot_free(snapshot_publish(NULL));
-		free(ctl.reg->live);
-		free(ctl.reg);
 		return EXIT_CONFIG;
 	}
-	if (!load_tls(cfg, ctl.cp.tls, err, sizeof(err))) {
+	if (!load_tls(cfg, ctl->cp.tls, err, err_len)) {
 		fprintf(stderr, "%s\n", err);
-		snapshot_free(snapshot_publish(NULL));
-		if (ctl.alog_fd >= 0)
-			close(ctl.alog_fd);
-		free(ctl.reg->live);
-		free(ctl.reg);
 		return EXIT_CONFIG;
 	}
-	ctl.shards = shard_start_all(cfg, ctl.num_shards, ctl.cp.tls, err, sizeof(err));
-	if (ctl.shards == NULL) {
+	return EXIT_OK;
+}
+
+/* start_confined drops privileges, then makes the rings: the probe ring
+ * and each shard's ring are created by the unprivileged user, so no work
+ * a ring queues can run as root. */
+static int start_confined(struct control *ctl, const struct sandbox_ids *ids, char *err,
+                          size_t err_len)
+{
+	int ok;
+
+	if (!sandbox_drop(ids, err, err_len) || !ring_probe(err, err_len)) {
 		fprintf(stderr, "ringlb: cannot start: %s\n", err);
+		return EXIT_START;
+	}
+	ok = shard_start_all(ctl->shards, ctl->num_shards, ctl->cp.tls, err, err_len);
+	if (!ok) {
+		ctl->shards = NULL; /* freed, every started shard stopped */
+		fprintf(stderr, "ringlb: cannot start: %s\n", err);
+		return EXIT_START;
+	}
+	return EXIT_OK;
+}
+
+/* serve starts the control side's threads, confines every thread with
+ * seccomp when asked (last: the filter allows no new thread), and runs
+ * the control loop until the shards have stopped. */
+static int serve(struct control *ctl)
+{
+	char err[CONFIG_ERR_MAX];
+	int status;
+
+	log_listeners(ctl->cfg, ctl);
+	if (!health_start())
+		rlb_log(LOG_ERROR, "cannot start the health checker: backends count as up");
+	if (!admin_start(&ctl->cp, err, sizeof(err)))
+		rlb_log(LOG_ERROR, "%s: the admin API is off", err);
+	if (ctl->cfg->security.seccomp && !sandbox_seccomp(err, sizeof(err))) {
+		rlb_log(LOG_ERROR, "%s: stopping, as security.seccomp asks for it", err);
+		shard_request_stop();
+		control_loop(ctl);
 		status = EXIT_START;
 	} else {
-		log_listeners(cfg, &ctl);
-		if (!health_start())
-			rlb_log(LOG_ERROR, "cannot start the health checker: backends count as up");
-		if (!admin_start(&ctl.cp, err, sizeof(err)))
-			rlb_log(LOG_ERROR, "%s: the admin API is off", err);
-		status = control_loop(&ctl) == 0 ? EXIT_OK : EXIT_START;
-		admin_stop();
-		health_stop(); /* before the last snapshot is freed: it reads it */
-		ctl.shards = NULL;
-		rlb_log(LOG_INFO, "stopped");
+		status = control_loop(ctl) == 0 ? EXIT_OK : EXIT_START;
 	}
+	admin_stop();
+	health_stop(); /* before the last snapshot is freed: it reads it */
+	ctl->shards = NULL;
+	rlb_log(LOG_INFO, "stopped");
+	return status;
+}
+
+/* shut_down frees whatever start-up made, however far it got. */
+static void shut_down(struct control *ctl)
+{
+	admin_stop(); /* a listener bound by a start that failed later */
+	if (ctl->shards != NULL)
+		shard_unbind_all(ctl->shards, ctl->num_shards);
+	ctl->shards = NULL;
 	synchronize_rcu();
 	snapshot_free(snapshot_publish(NULL));
 	rcu_barrier(); /* cache objects waiting for a grace period are freed */
 	caching_shutdown();
 	protect_shutdown();
-	free_tls(ctl.cp.tls);
-	if (ctl.alog_fd >= 0)
-		close(ctl.alog_fd);
-	free(ctl.reg->live);
-	free(ctl.reg);
+	free_tls(ctl->cp.tls);
+	if (ctl->alog_fd >= 0)
+		close(ctl->alog_fd);
+	if (ctl->reg != NULL)
+		free(ctl->reg->live);
+	free(ctl->reg);
+}
+
+/* run starts ringlb in the order least privilege needs (docs/reference.md,
+ * security): bind and open as the starting user, drop privileges, create
+ * the rings, start the threads, then seccomp. */
+static int run(struct config *cfg, const char *config_path, const struct sandbox_ids *ids)
+{
+	struct control ctl = {.cfg = cfg, .config_path = config_path, .alog_fd = -1};
+	char err[CONFIG_ERR_MAX];
+	int status;
+
+	pthread_mutex_init(&ctl.cp.lock, NULL);
+	ctl.cp.cfg = cfg;
+	ctl.num_shards = count_workers(cfg);
+	raise_nofile(cfg, ctl.num_shards);
+	status = boot(&ctl, err, sizeof(err));
+	if (status == EXIT_OK)
+		status = open_privileged(&ctl, err, sizeof(err));
+	if (status == EXIT_OK)
+		status = start_confined(&ctl, ids, err, sizeof(err));
+	if (status == EXIT_OK)
+		status = serve(&ctl);
+	shut_down(&ctl);
 	return status;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = {0};
+	struct sandbox_ids ids;
 	struct config *cfg = rlb_xcalloc(1, sizeof(*cfg));
 	char err[CONFIG_ERR_MAX];
 	sigset_t set;
@@ -641,6 +714,8 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	if (sandbox_selftest_signal() != 0)
+		sigaddset(&set, sandbox_selftest_signal());
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (!parse_args(argc, argv, &o)) {
@@ -649,6 +724,14 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!build_config(cfg, &o, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		config_free(cfg);
+		free(cfg);
+		return EXIT_CONFIG;
+	}
+	/* Before anything binds, and for -t too: an unknown user is a
+	 * configuration error. */
+	if (!sandbox_resolve(cfg, &ids, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		config_free(cfg);
 		free(cfg);
@@ -671,7 +754,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	rlb_log_level = cfg->log_level;
-	status = run(cfg, o.config_path);
+	status = run(cfg, o.config_path, &ids);
 	config_free(cfg);
 	free(cfg);
 	return status;

@@ -71,11 +71,16 @@ RLB_COLD int ring_probe(char *err, size_t err_len)
 		         "io_uring is not available (ENOSYS): the kernel was built without "
 		         "CONFIG_IO_URING; ringlb needs an io_uring-enabled kernel");
 	} else if (ret == -EPERM && disabled > 0) {
+		/* With 1, only root and the members of kernel.io_uring_group
+		 * may: ringlb makes its rings after dropping root. */
 		snprintf(err, err_len,
 		         "io_uring is disabled by kernel.io_uring_disabled=%d; "
 		         "fix: sysctl -w kernel.io_uring_disabled=0 (and set it in "
-		         "/etc/sysctl.d/ to keep it)",
-		         disabled);
+		         "/etc/sysctl.d/ to keep it)%s",
+		         disabled,
+		         disabled == 1 ? ", or set kernel.io_uring_group to the group ringlb "
+		                         "runs as (security.group)"
+		                       : "");
 	} else if (ret == -EPERM) {
 		snprintf(err, err_len,
 		         "io_uring_setup was refused (EPERM), most likely by a seccomp "

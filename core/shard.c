@@ -98,14 +98,15 @@ size_t shard_alog_pop(struct shard *s, char *out, size_t cap)
 
 static void arm_accept(struct shard *s, uint32_t idx);
 
-static int open_listener(struct shard *s, const struct config_listener *l)
+/* open_listener binds one listening socket. It runs on the main thread,
+ * before privileges are dropped, so that ports below 1024 can be bound. */
+static int open_listener(const struct config_listener *l, char *err, size_t err_len)
 {
 	int one = 1;
 	int fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0) {
-		snprintf(s->err, sizeof(s->err), "listen %s: socket: %s", l->addr.text,
-		         strerror(errno));
+		snprintf(err, err_len, "listen %s: socket: %s", l->addr.text, strerror(errno));
 		return -1;
 	}
 	/* SO_REUSEPORT gives each shard its own accept queue: the kernel
@@ -116,7 +117,7 @@ static int open_listener(struct shard *s, const struct config_listener *l)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0 ||
 	    listen(fd, (int)l->backlog) < 0) {
-		snprintf(s->err, sizeof(s->err), "listen %s: %s", l->addr.text, strerror(errno));
+		snprintf(err, err_len, "listen %s: %s", l->addr.text, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -248,15 +249,8 @@ static int shard_setup(struct shard *s)
 		s->request_salt = s->now_ms * 0x9e3779b97f4a7c15ULL ^ (uint64_t)s->id;
 	timer_wheel_init(&s->wheel, s->now_ms, TIMER_TICK_MS);
 	set_limits(s);
-	for (uint32_t i = 0; i < CONFIG_LISTENERS_MAX; i++)
-		s->listen_fds[i] = -1;
-	/* Listening sockets first: binding must not depend on the ring. */
-	for (size_t i = 0; i < cfg->num_listeners; i++) {
-		s->listen_fds[i] = open_listener(s, &cfg->listeners[i]);
-		if (s->listen_fds[i] < 0)
-			return 0;
-		s->num_listeners++;
-	}
+	/* The listening sockets are bound already (shard_bind_all); the ring
+	 * is made here, after the privilege drop, so it never holds root. */
 	if (!ring_init(&s->ring, cfg->buffers.ring_entries, cfg->buffers.count,
 	               (uint32_t)cfg->buffers.size, s->err, sizeof(s->err)))
 		return 0;
@@ -291,14 +285,19 @@ static void close_waiting(struct shard *s)
 	}
 }
 
-static void shard_teardown(struct shard *s)
+static void close_listeners(struct shard *s)
 {
-	close_waiting(s);
 	for (uint32_t i = 0; i < CONFIG_LISTENERS_MAX; i++) {
 		if (s->listen_fds[i] >= 0)
 			close(s->listen_fds[i]);
 		s->listen_fds[i] = -1;
 	}
+}
+
+static void shard_teardown(struct shard *s)
+{
+	close_waiting(s);
+	close_listeners(s);
 	if (s->conns != NULL)
 		for (uint32_t i = 0; i < s->cfg->limits.conns_max; i++) {
 			if (s->conns[i].fd >= 0)
@@ -652,10 +651,43 @@ static uint32_t online_cpus(int *out, uint32_t max)
 	return n;
 }
 
-struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_server *const *tls,
-                              char *err, size_t err_len)
+struct shard *shard_bind_all(const struct config *cfg, uint32_t n, char *err, size_t err_len)
 {
 	struct shard *shards = rlb_xcalloc(n, sizeof(*shards));
+
+	/* Every descriptor is -1 before any is opened, so that a failure
+	 * part-way closes only what was opened. */
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < CONFIG_LISTENERS_MAX; j++)
+			shards[i].listen_fds[j] = -1;
+	for (uint32_t i = 0; i < n; i++) {
+		struct shard *s = &shards[i];
+
+		s->id = i;
+		s->cfg = cfg;
+		for (size_t j = 0; j < cfg->num_listeners; j++) {
+			s->listen_fds[j] = open_listener(&cfg->listeners[j], err, err_len);
+			if (s->listen_fds[j] < 0) {
+				shard_unbind_all(shards, n);
+				return NULL;
+			}
+			s->num_listeners++;
+		}
+	}
+	return shards;
+}
+
+void shard_unbind_all(struct shard *shards, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		close_listeners(&shards[i]);
+	free(shards);
+}
+
+int shard_start_all(struct shard *shards, uint32_t n, struct tls_server *const *tls, char *err,
+                    size_t err_len)
+{
+	const struct config *cfg = shards[0].cfg;
 	struct shard_boot *boots = rlb_xcalloc(n, sizeof(*boots));
 	int cpus[CPU_SETSIZE];
 	uint32_t ncpu = online_cpus(cpus, CPU_SETSIZE);
@@ -667,8 +699,6 @@ struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_s
 		shards[i].rstats = rlb_xcalloc(CONFIG_ROUTES_MAX + 1, sizeof(struct route_stats));
 	protect_set_shards(shards, n);
 	for (uint32_t i = 0; i < n; i++) {
-		shards[i].id = i;
-		shards[i].cfg = cfg;
 		for (size_t j = 0; j < cfg->num_listeners; j++)
 			shards[i].listeners[j].tls = tls != NULL ? tls[j] : NULL;
 		shards[i].cpu = cfg->pin_workers && ncpu > 0 ? cpus[i % ncpu] : -1;
@@ -678,9 +708,11 @@ struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_s
 			atomic_fetch_sub(&shards_running, 1);
 			snprintf(err, err_len, "cannot create shard thread %u", i);
 			shard_request_stop();
+			for (uint32_t k = i; k < n; k++)
+				close_listeners(&shards[k]); /* never started */
 			shard_join_all(shards, i, NULL, NULL);
 			free(boots);
-			return NULL;
+			return 0;
 		}
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -694,10 +726,10 @@ struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_s
 		shard_request_stop();
 		shard_join_all(shards, n, NULL, NULL);
 		free(boots);
-		return NULL;
+		return 0;
 	}
 	free(boots);
-	return shards;
+	return 1;
 }
 
 int shard_join_all(struct shard *shards, uint32_t n, void (*poll)(void *), void *arg)

@@ -14,12 +14,23 @@
 
 #include <stddef.h>
 
-/* shard_start_all creates `n` shards for `cfg` (which must outlive them),
- * waits until each has its ring and listeners, and returns the array, or
- * NULL with a message in err (every started shard is stopped first).
- * tls[i] is listener i's TLS server (NULL: plain); `tls` may be NULL. */
-struct shard *shard_start_all(const struct config *cfg, uint32_t n, struct tls_server *const *tls,
-                              char *err, size_t err_len);
+/* shard_bind_all makes `n` shards for `cfg` (which must outlive them) and
+ * binds each one's listening sockets, one per listener per shard
+ * (SO_REUSEPORT), on the calling thread: the main thread, before it drops
+ * privileges. Returns the array, or NULL with "listen ADDR: why" in err
+ * (nothing stays open). */
+struct shard *shard_bind_all(const struct config *cfg, uint32_t n, char *err, size_t err_len);
+
+/* shard_unbind_all closes the sockets of `n` shards that were bound but
+ * never started, and frees the array. */
+void shard_unbind_all(struct shard *shards, uint32_t n);
+
+/* shard_start_all starts the threads of the `n` shards shard_bind_all
+ * made and waits until each has its ring. tls[i] is listener i's TLS
+ * server (NULL: plain); `tls` may be NULL. Returns 1, or 0 with a message
+ * in err, having stopped every started shard and freed the array. */
+int shard_start_all(struct shard *shards, uint32_t n, struct tls_server *const *tls, char *err,
+                    size_t err_len);
 
 /* shard_request_stop asks every shard to stop accepting and to finish its
  * in-flight requests within timeouts.drain. Safe from any thread. */

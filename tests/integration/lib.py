@@ -692,10 +692,11 @@ class T:
     def write_config(self, cfg, name="ringlb.yaml"):
         return self.write_file(name, to_yaml(cfg) + "\n")
 
-    def ringlb(self, cfg=None, args=None, port=None, name="ringlb", env=None):
+    def ringlb(self, cfg=None, args=None, port=None, name="ringlb", env=None, binary=None):
         """Starts a proxy from a config dict (or raw args plus the port it will
         listen on) and waits until it accepts connections. `env` adds
-        environment variables for the ringlb process."""
+        environment variables for the ringlb process; `binary` runs another
+        build than --binary (e.g. a test build)."""
         if self.opts.proxy == "nginx":
             import nginx_standin
             return nginx_standin.start(self, cfg, name)
@@ -705,7 +706,7 @@ class T:
             config_path = self.write_config(cfg, name + ".yaml")
             args = ["-c", config_path]
             port = int(cfg["listeners"][0]["address"].rsplit(":", 1)[1])
-        argv = [self.binary()] + list(args)
+        argv = [binary or self.binary()] + list(args)
         full_env = None
         if env:
             full_env = dict(os.environ)

@@ -1729,6 +1729,41 @@ static void test_protection_sections(void **state)
 	             "like GET, HEAD");
 }
 
+/* The security section: off by default; names and ids read back as
+ * written (core/sandbox.c looks them up); config_key_line finds them. */
+static void test_security_section(void **state)
+{
+	struct config *cfg = expect_ok(MINIMAL);
+
+	(void)state;
+	assert_string_equal(cfg->security.user, "");
+	assert_string_equal(cfg->security.group, "");
+	assert_false(cfg->security.seccomp);
+	assert_int_equal(config_key_line(cfg, "security", "user"), 1);
+	del_cfg(cfg);
+	cfg = expect_ok(MINIMAL "security:\n"
+	                        "  user: nobody\n"
+	                        "  group: 65534\n"
+	                        "  seccomp: true\n");
+	assert_string_equal(cfg->security.user, "nobody");
+	assert_string_equal(cfg->security.group, "65534");
+	assert_true(cfg->security.seccomp);
+	assert_int_equal(config_key_line(cfg, "security", "user"), 7);
+	assert_int_equal(config_key_line(cfg, "security", "group"), 8);
+	del_cfg(cfg);
+	cfg = expect_ok(MINIMAL "security:\n"
+	                        "  seccomp: true\n");
+	assert_int_equal(config_key_line(cfg, "security", "user"), 6); /* the section's line */
+	del_cfg(cfg);
+	expect_error(MINIMAL "security:\n"
+	                     "  user: \"no body\"\n",
+	             "ringlb.yaml:7: security.user: expected a name of 1 to 63 characters from A-Z "
+	             "a-z 0-9 _ . -, got \"no body\"");
+	expect_error(MINIMAL "security:\n"
+	                     "  seccomp: maybe\n",
+	             "ringlb.yaml:7: security.seccomp: expected true or false, got \"maybe\"");
+}
+
 static void test_http2_section(void **state)
 {
 	struct config *cfg = expect_ok(TLS_MINIMAL);
@@ -2182,6 +2217,7 @@ int main(void)
 	        cmocka_unit_test(test_config_add_cache),
 	        cmocka_unit_test(test_compression_section),
 	        cmocka_unit_test(test_protection_sections),
+	        cmocka_unit_test(test_security_section),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

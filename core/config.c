@@ -820,12 +820,15 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 	case F_LOG_PATH:
 		return "a file path, \"stdout\", \"-\" or \"off\"";
 	case F_SECTION:
+	case F_RATE_LIMIT:
+	case F_FILTERS:
 		return "a mapping";
 	case F_LISTENERS:
 	case F_POOLS:
 	case F_ROUTES:
 	case F_BACKENDS:
 	case F_CERTS:
+	case F_RULES:
 		return "a list";
 	case F_FILE:
 		return "a file name of 1 to 511 characters";
@@ -850,12 +853,6 @@ static const char *expectation(const struct field *f, char *out, size_t out_len)
 		return "a rate like 100/s, 6000/m or 10/h";
 	case F_RATE_KEY:
 		return "client_ip, route or header:NAME";
-	case F_RATE_LIMIT:
-		return "a mapping of rate limit settings";
-	case F_FILTERS:
-		return "a mapping of filter settings";
-	case F_RULES:
-		return "a list of rules";
 	}
 	return "a value";
 }
@@ -2305,9 +2302,10 @@ static int validate_acl(struct vctx *v, const struct config_acl *a, const char *
 
 		free(arr);
 		if (!ok) {
-			snprintf(full, sizeof(full), "%s.%s", key, i == 0 ? "allow_file" : "deny_file");
-			return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full,
-			              "%s", msg);
+			snprintf(full, sizeof(full), "%s.%s", key,
+			         i == 0 ? "allow_file" : "deny_file");
+			return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line),
+			              full, "%s", msg);
 		}
 	}
 	return 1;
@@ -2608,20 +2606,22 @@ static int validate_filter(struct vctx *v, const struct config_filter *fl, size_
 		const char *names[3] = {"path", "method", "value"};
 
 		snprintf(key, sizeof(key), "routes[%zu].filters.rules[%zu]", i, j);
-		if (r->path[0] == '\0' && r->method[0] == '\0' && r->header[0] == '\0')
-			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
-			              "a rule needs path, method or header");
 		if (r->value[0] != '\0' && r->header[0] == '\0')
 			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
 			              "value needs header (the field it matches)");
+		if (r->path[0] == '\0' && r->method[0] == '\0' && r->header[0] == '\0')
+			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
+			              "a rule needs path, method or header");
 		for (size_t k = 0; k < j; k++)
 			if (strcmp(fl->rules[k].name, r->name) == 0)
 				return errorf(v->err, v->err_len, c->source, or_root(c, r->_line),
-				              key, "the name \"%s\" is used by rules[%zu]", r->name, k);
+				              key, "the name \"%s\" is used by rules[%zu]", r->name,
+				              k);
 		for (int k = 0; k < 3; k++) {
 			if (pats[k][0] == '\0' || filter_pattern_check(pats[k], msg, sizeof(msg)))
 				continue;
-			snprintf(key, sizeof(key), "routes[%zu].filters.rules[%zu].%s", i, j, names[k]);
+			snprintf(key, sizeof(key), "routes[%zu].filters.rules[%zu].%s", i, j,
+			         names[k]);
 			return errorf(v->err, v->err_len, c->source, or_root(c, r->_line), key,
 			              "bad pattern %s", msg);
 		}

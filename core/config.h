@@ -101,7 +101,7 @@ struct config_listener {
 	struct config_acl acl;   /* who may connect (the PROXY header's address, if any) */
 	char trusted_proxies[CONFIG_CIDRS_MAX]; /* peers whose X-Forwarded-For (and PROXY
 	                                           header) name the client; "" = none */
-	uint32_t _line;          /* private to config.c: line of `address`, 0 if not from a file */
+	uint32_t _line; /* private to config.c: line of `address`, 0 if not from a file */
 };
 
 enum config_check_type {
@@ -248,14 +248,14 @@ enum config_rate_key {
 /* A route's request rate limit (core/ratelimit.c, GCRA): one budget per
  * key across every shard. */
 struct config_rate_limit {
-	bool enabled;                /* the section is present */
-	uint64_t interval_us;        /* 1 / rate ("100/s", "6000/m") */
-	char rate_text[32];          /* as written, for messages */
-	uint32_t burst;              /* requests beyond the rate allowed at once, default 0 */
-	uint32_t key;                /* enum config_rate_key */
+	bool enabled;                   /* the section is present */
+	uint64_t interval_us;           /* 1 / rate ("100/s", "6000/m") */
+	char rate_text[32];             /* as written, for messages */
+	uint32_t burst;                 /* requests beyond the rate allowed at once, default 0 */
+	uint32_t key;                   /* enum config_rate_key */
 	char key_name[CONFIG_NAME_MAX]; /* the header of header:NAME */
-	uint64_t delay_ms;           /* hold excess requests up to this long instead; 0 = 429 */
-	uint32_t status;             /* answer for excess requests, 429 (default) or 503 */
+	uint64_t delay_ms;              /* hold excess requests up to this long instead; 0 = 429 */
+	uint32_t status;                /* answer for excess requests, 429 (default) or 503 */
 	uint32_t _line;
 };
 
@@ -287,8 +287,8 @@ struct config_route {
 	struct config_acl acl;               /* who may use the route */
 	struct config_rate_limit rate_limit; /* off unless the section is present */
 	struct config_filter filter;         /* the `filters` section */
-	uint32_t pool_index; /* resolved by validation */
-	uint32_t _line;      /* private to config.c: line of `pool`, 0 if not from a file */
+	uint32_t pool_index;                 /* resolved by validation */
+	uint32_t _line; /* private to config.c: line of `pool`, 0 if not from a file */
 };
 
 struct config_timeouts {
@@ -313,10 +313,10 @@ struct config_limits {
 	size_t response_header_bytes_max; /* response head from a backend, default 16KiB: 502 */
 	uint32_t requests_per_conn; /* requests on one client connection, then it closes; 0 = no
 	                               limit (default) */
-	uint32_t conns_total;      /* client connections, all shards; 0 = only conns_max */
-	uint32_t conns_per_ip;     /* client connections per address, all shards; 0 = no limit */
-	uint64_t body_min_rate;    /* request body bytes per second, measured per body_rate_window;
-	                              slower: 408; 0 = off (default) */
+	uint32_t conns_total;       /* client connections, all shards; 0 = only conns_max */
+	uint32_t conns_per_ip;      /* client connections per address, all shards; 0 = no limit */
+	uint64_t body_min_rate;     /* request body bytes per second, measured per body_rate_window;
+	                               slower: 408; 0 = off (default) */
 	uint64_t body_rate_window_ms; /* default 10s */
 	uint32_t rate_table_slots;    /* rate limit keys tracked, power of two, default 262144 */
 	uint32_t ip_table_slots;      /* client addresses counted for conns_per_ip, default 65536 */
@@ -384,11 +384,11 @@ struct config_security {
 /* Traffic anomaly detection: per route, the request and 5xx rates of each
  * interval are compared with a slow moving baseline. */
 struct config_anomaly {
-	bool enabled;         /* default false */
-	uint64_t interval_ms; /* a measurement, default 10s */
-	uint64_t baseline_ms; /* time constant of the baseline (EWMA), default 10m */
-	uint32_t factor;      /* percent of the baseline that is a spike, default 300 */
-	uint32_t min_rate;    /* requests per second below which nothing is a spike, default 10 */
+	bool enabled;          /* default false */
+	uint64_t interval_ms;  /* a measurement, default 10s */
+	uint64_t baseline_ms;  /* time constant of the baseline (EWMA), default 10m */
+	uint32_t factor;       /* percent of the baseline that is a spike, default 300 */
+	uint32_t min_rate;     /* requests per second below which nothing is a spike, default 10 */
 	uint32_t error_factor; /* percent of the baseline 5xx rate, default 300 */
 	uint32_t min_error_rate; /* 5xx per second below which nothing is a spike, default 1 */
 };

@@ -173,24 +173,24 @@ struct conn {
 	uint32_t nreq;       /* requests read on this connection (limits.requests_per_conn) */
 
 	/* Protection (core/protect.c) */
-	uint8_t cfam;           /* family of caddr, 4 or 6; 0 = unknown */
-	uint8_t rfam;           /* family of raddr */
-	uint8_t caddr[16];      /* the connection's client: the PROXY header's, else the peer */
-	uint8_t raddr[16];      /* this request's client: X-Forwarded-For behind a trusted proxy */
-	bool pp_wait;           /* a PROXY header is still to come */
-	bool counted_total;     /* counted in limits.conns_total */
-	bool counted_ip;        /* counted in limits.conns_per_ip under ip_key */
-	bool rl_hold;           /* rate limited in delay mode: the head waits in `in` */
-	bool rl_granted;        /* ... and its wait is over: pass the rate limit once */
-	uint16_t route;         /* route index + 1 of the current request; 0 = none */
-	uint64_t ip_key;        /* hash of caddr */
-	uint64_t body_win_ms;   /* start of the current body rate window */
+	uint8_t cfam;            /* family of caddr, 4 or 6; 0 = unknown */
+	uint8_t rfam;            /* family of raddr */
+	uint8_t caddr[16];       /* the connection's client: the PROXY header's, else the peer */
+	uint8_t raddr[16];       /* this request's client: X-Forwarded-For behind a trusted proxy */
+	bool pp_wait;            /* a PROXY header is still to come */
+	bool counted_total;      /* counted in limits.conns_total */
+	bool counted_ip;         /* counted in limits.conns_per_ip under ip_key */
+	bool rl_hold;            /* rate limited in delay mode: the head waits in `in` */
+	bool rl_granted;         /* ... and its wait is over: pass the rate limit once */
+	uint16_t route;          /* route index + 1 of the current request; 0 = none */
+	uint64_t ip_key;         /* hash of caddr */
+	uint64_t body_win_ms;    /* start of the current body rate window */
 	uint64_t body_win_bytes; /* body bytes received in it */
-	uint64_t body_last_ms;  /* last body bytes received */
+	uint64_t body_last_ms;   /* last body bytes received */
 	const char *block_reason; /* why ringlb refused the request (access log), or NULL */
 	uint32_t retry_after;     /* seconds, for the Retry-After of a refusal; 0 = none */
 	int32_t local_buf;        /* hpool index of a page made for this request, or -1 */
-	char client[48];        /* raddr as text (access log) */
+	char client[48];          /* raddr as text (access log) */
 
 	struct iovec iov[CONN_IOV_MAX];
 	struct msghdr msg;

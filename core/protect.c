@@ -38,8 +38,8 @@ static uint32_t num_shards;
 
 /* Per route (index + 1): the control thread's anomaly state. */
 struct anomaly {
-	double base_rps, base_eps; /* baselines: requests and 5xx per second */
-	double last_rps, last_eps; /* the last interval's rates */
+	double base_rps, base_eps;   /* baselines: requests and 5xx per second */
+	double last_rps, last_eps;   /* the last interval's rates */
 	uint64_t last_req, last_err; /* totals at the last interval */
 	uint64_t intervals;          /* intervals seen (the baseline warms up first) */
 	uint64_t spikes, error_spikes;
@@ -173,7 +173,8 @@ int protect_conn_open(struct shard *s, struct conn *c, const struct sockaddr *sa
 	c->counted_total = c->counted_ip = false;
 	c->rl_hold = c->rl_granted = false;
 	set_addr(sa, c->caddr, &c->cfam, c->peer, sizeof(c->peer));
-	c->pp_wait = c->listener < snap->num_listeners && snap->listeners[c->listener].proxy_protocol;
+	c->pp_wait =
+	        c->listener < snap->num_listeners && snap->listeners[c->listener].proxy_protocol;
 	if (c->pp_wait) {
 		/* Only a trusted peer may speak for its clients. */
 		const struct cidr_table *t = snap->listeners[c->listener].trusted;
@@ -480,12 +481,13 @@ static void observe(const struct config *cfg, uint32_t idx, double secs, double 
 		a->spikes++;
 		rlb_log(LOG_WARN,
 		        "anomaly: routes[%d] request rate %.1f/s is %.1fx its baseline %.1f/s",
-		        (int)idx - 1, a->last_rps, a->last_rps / (a->base_rps > 0 ? a->base_rps : 1),
-		        a->base_rps);
+		        (int)idx - 1, a->last_rps,
+		        a->last_rps / (a->base_rps > 0 ? a->base_rps : 1), a->base_rps);
 	}
 	if (hot_err && !a->in_error_spike) {
 		a->error_spikes++;
-		rlb_log(LOG_WARN, "anomaly: routes[%d] 5xx rate %.1f/s against a baseline of %.1f/s",
+		rlb_log(LOG_WARN,
+		        "anomaly: routes[%d] 5xx rate %.1f/s against a baseline of %.1f/s",
 		        (int)idx - 1, a->last_eps, a->base_eps);
 	}
 	if (!hot && a->in_spike)
@@ -542,7 +544,7 @@ void protect_tick(const struct config *cfg, uint64_t now_ms)
 
 #define PUT(...)                                                                                   \
 	do {                                                                                       \
-		int n_ = snprintf(buf + len, len < cap ? cap - len : 0, __VA_ARGS__);             \
+		int n_ = snprintf(buf + len, len < cap ? cap - len : 0, __VA_ARGS__);              \
 		len += n_ > 0 ? (size_t)n_ : 0;                                                    \
 	} while (0)
 
@@ -551,8 +553,8 @@ static size_t route_json(const struct config *cfg, const struct snapshot *snap, 
 {
 	struct route_stats t = {0};
 	const struct anomaly *a = &anomalies[idx];
-	const struct filter *f = idx > 0 && idx - 1 < snap->num_routes ? snap->routes[idx - 1].filter
-	                                                               : NULL;
+	const struct filter *f =
+	        idx > 0 && idx - 1 < snap->num_routes ? snap->routes[idx - 1].filter : NULL;
 	size_t len = 0;
 
 	for (uint32_t i = 0; i < num_shards; i++) {
@@ -570,7 +572,8 @@ static size_t route_json(const struct config *cfg, const struct snapshot *snap, 
 	else
 		PUT("{\"route\": %u, \"host\": \"%s\", \"path\": \"%s\"", idx - 1,
 		    cfg->routes[idx - 1].host, cfg->routes[idx - 1].path);
-	PUT(", \"requests\": %llu, \"errors_5xx\": %llu, \"rate_limited\": %llu, \"delayed\": %llu, "
+	PUT(", \"requests\": %llu, \"errors_5xx\": %llu, \"rate_limited\": %llu, \"delayed\": "
+	    "%llu, "
 	    "\"denied\": %llu, \"filtered\": %llu, \"rules\": {",
 	    (unsigned long long)t.requests, (unsigned long long)t.errors,
 	    (unsigned long long)t.rate_limited, (unsigned long long)t.delayed,

@@ -1070,7 +1070,10 @@ static void start_request(struct shard *s, struct conn *c, const struct h1_msg *
 		refuse_request(s, c, m, err);
 		return;
 	case PROTECT_HOLD:
-		return; /* the head waits in c->in; the timer brings it back */
+		/* The head waits in c->in; the timer parses it again from the
+		 * start (conn_on_timer). */
+		memset(&c->scan, 0, sizeof(c->scan));
+		return;
 	default:
 		break;
 	}
@@ -1600,8 +1603,8 @@ static void txn_log(struct shard *s, struct conn *c)
 		s->log_when = now;
 	}
 	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/%s\" %d %llu %llums %s %s\n",
-	             c->client[0] != '\0' ? c->client : c->peer, s->log_date, c->method[0] ? c->method : "-",
-	             c->target[0] ? c->target : "-",
+	             c->client[0] != '\0' ? c->client : c->peer, s->log_date,
+	             c->method[0] ? c->method : "-", c->target[0] ? c->target : "-",
 	             c->h2_stream ? "2.0"
 	             : c->http10  ? "1.0"
 	                          : "1.1",

@@ -155,8 +155,7 @@ static int build_acl(struct snap_acl *a, const struct config_acl *ca, const char
 
 /* build_protection adds the listeners' and routes' allow lists, trusted
  * proxies and filters (compiled once here, shared by every shard). */
-static int build_protection(struct snapshot *s, const struct config *cfg, char *err,
-                            size_t err_len)
+static int build_protection(struct snapshot *s, const struct config *cfg, char *err, size_t err_len)
 {
 	char what[64], msg[CONFIG_ERR_MAX - 64];
 

@@ -71,13 +71,26 @@ def get(port, target="/size/10", headers=(), method="GET", body=None):
 
 def refused_at_once(t, port):
     """True when a new connection is closed by the proxy without an answer
-    (after a request is sent)."""
-    c = t.connect(port, timeout=5)
+    (after a request is sent), False when the request is answered."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=t.slow(3))
     try:
-        c.send(b"GET /size/10 HTTP/1.1\r\nHost: x\r\n\r\n")
-    except OSError:
+        s.sendall(b"GET /size/10 HTTP/1.1\r\nHost: x\r\n\r\n")
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
         return True
-    return c.closed_within(t.slow(3))
+    except socket.timeout:
+        t.fail("neither answered nor closed")
+    finally:
+        s.close()
+
+
+def settle(t, proxy, admin):
+    """Waits until the harness's own readiness probes (connections that
+    count against the limits) are closed on the proxy's side."""
+    deadline = time.monotonic() + t.slow(3)
+    while stats(admin)["connections"]["open_counted"] > 0:
+        t.check(time.monotonic() < deadline, "probe connections still counted")
+        time.sleep(0.05)
 
 
 # ---- rate limits ----
@@ -132,7 +145,9 @@ def test_rate_limit_accuracy_across_shards(t):
            "%.2f%%)" % (seconds, admitted, total, want, 100.0 * admitted / want))
     t.check(refused > total / 2, "the load was well above the limit (%d of %d refused)"
             % (refused, total))
-    t.eq(rs["rate_limited"], refused, "every refusal counted")
+    # ringlb also counts refusals wrk had no time to read when it stopped
+    t.check(refused <= rs["rate_limited"] <= refused + 16,
+            "every refusal counted (%d, wrk saw %d)" % (rs["rate_limited"], refused))
     # wrk's -d is its own clock: allow for its start and stop on top of 5%.
     t.check(abs(admitted - want) <= 0.05 * want + 10,
             "admitted %d is not within 5%% of %d" % (admitted, want))
@@ -186,7 +201,8 @@ def test_rate_limit_by_header(t):
 def test_conns_per_ip(t):
     """conns_per_ip 3 over 2 shards: a fourth connection from 127.0.0.1 is
     closed at once and counted; closing one lets a new one in."""
-    proxy, _, admin, _ = start(t, limits={"conns_per_ip": 3})
+    proxy, _, admin, _ = start(t, limits={"conns_per_ip": 3, "conns_total": 1000})
+    settle(t, proxy, admin)
     conns = [t.connect(proxy.port) for _ in range(3)]
     for c in conns:
         t.eq(c.request("GET", "/size/10").status, 200, "one of the first three")
@@ -209,6 +225,7 @@ def test_conns_per_ip(t):
 def test_conns_total(t):
     """conns_total 2 (all shards): a third connection is closed at once."""
     proxy, _, admin, _ = start(t, limits={"conns_total": 2})
+    settle(t, proxy, admin)
     conns = [t.connect(proxy.port) for _ in range(2)]
     for c in conns:
         t.eq(c.request("GET", "/size/10").status, 200, "within the limit")
@@ -286,7 +303,7 @@ def test_trusted_proxies_forwarded_for(t):
     routes = [{"pool": "app", "deny": ["203.0.113.0/24"]}]
     b = t.backend()
     log_path = os.path.join(t.tmpdir, "access.log")
-    cfg = t.config([b], workers=2, routes=routes, access_log={"path": log_path})
+    cfg = t.config([b], workers=1, routes=routes, access_log={"path": log_path})
     cfg["listeners"][0]["trusted_proxies"] = ["127.0.0.0/8", "10.0.0.0/8"]
     untrusted_port = free_port()
     cfg["listeners"].append({"address": "127.0.0.1:%d" % untrusted_port})
@@ -362,7 +379,7 @@ FILTERS = {
     "methods": ["GET", "HEAD"],
     "max_uri": 64,
     "rules": [
-        {"name": "sqli", "path": "(?i)union\\s+select"},
+        {"name": "sqli", "path": "(?i)union(\\s|\\+|%20)+select"},
         {"name": "traversal", "path": "\\.\\./"},
         {"name": "scanner", "header": "User-Agent", "value": "(?i)sqlmap|nikto"},
         {"name": "debug-hdr", "header": "X-Debug"},
@@ -379,8 +396,8 @@ def test_filters(t):
     cases = [
         ("GET", "/size/10", [], 200, "-"),
         ("POST", "/size/10", [], 403, "method"),
-        ("GET", "/size/10?q=1%20UNION%20%20select", [], 200, "-"),  # encoded: no match
-        ("GET", "/size/10?q=1+union  SELECT+x", [], 403, "sqli"),
+        ("GET", "/size/10?q=reunions+selected", [], 200, "-"),
+        ("GET", "/size/10?q=1%20UNION+%20select+x", [], 403, "sqli"),
         ("GET", "/a/../etc/passwd", [], 403, "traversal"),
         ("GET", "/size/10", [("User-Agent", "Mozilla/5.0 sqlmap/1.7")], 403, "scanner"),
         ("GET", "/size/10", [("X-Debug", "1")], 403, "debug-hdr"),

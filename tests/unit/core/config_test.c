@@ -1655,8 +1655,7 @@ static void test_protection_sections(void **state)
 	                "  - address: 127.0.0.1:8080\n"
 	                "    proxy_protocol: true\n"
 	                "    trusted_proxies: 10.0.0.0/8, 2001:db8::/32\n"
-	                "    deny: [192.0.2.0/24]\n" POOLS
-	                "routes:\n"
+	                "    deny: [192.0.2.0/24]\n" POOLS "routes:\n"
 	                "  - pool: app\n"
 	                "    allow: [10.0.0.0/8, \"::1\"]\n"
 	                "    rate_limit:\n"
@@ -1708,18 +1707,17 @@ static void test_protection_sections(void **state)
 	expect_error(MINIMAL "routes:\n"
 	                     "  - pool: app\n"
 	                     "    rate_limit: {rate: fast}\n",
-	             "ringlb.yaml:9: routes[0].rate_limit.rate: expected a rate like 100/s, 6000/m "
+	             "ringlb.yaml:8: routes[0].rate_limit.rate: expected a rate like 100/s, 6000/m "
 	             "or 10/h, got \"fast\"");
 	expect_error(MINIMAL "routes:\n"
 	                     "  - pool: app\n"
 	                     "    rate_limit: {rate: 1/s, status: 500}\n",
-	             "ringlb.yaml:9: routes[0].rate_limit.status: expected an integer from 429 to "
-	             "503, got 500");
+	             "ringlb.yaml:8: routes[0].rate_limit.status: expected 429 or 503, got 500");
 	expect_error(MINIMAL "routes:\n"
 	                     "  - pool: app\n"
 	                     "    filters:\n"
 	                     "      rules: [{name: x, value: a}]\n",
-	             "ringlb.yaml:7: routes[0].filters.rules[0]: value needs header (the field it "
+	             "ringlb.yaml:9: routes[0].filters.rules[0]: value needs header (the field it "
 	             "matches)");
 	expect_error(MINIMAL "routes:\n"
 	                     "  - pool: app\n"

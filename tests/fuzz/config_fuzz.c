@@ -20,8 +20,12 @@
  * config_parse_duration_ms and config_parse_addr, with checks on what they
  * accept.
  */
+#include "core/cidr.c"
 #include "core/common.c"
 #include "core/config.c"
+#include "core/filter.c"
+#include "core/h1.c"
+#include "core/ratelimit.c"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 
+from certs import Pki, tls_config
 from lib import free_port, request, timeout, wait_port
 import proxyproto
 
@@ -335,6 +336,7 @@ def test_proxy_protocol(t):
     cfg["admin"] = {"address": "127.0.0.1:%d" % free_port()}
     log2 = os.path.join(t.tmpdir, "access2.log")
     cfg["access_log"] = {"path": log2}
+    cfg["workers"] = 1  # one shard: the log lines keep the order of the requests
     pp = t.ringlb(cfg, name="pp")
     admin2 = int(cfg["admin"]["address"].rsplit(":", 1)[1])
     wait_port(admin2, t.slow(5))
@@ -370,6 +372,33 @@ def test_proxy_protocol_trusted_only(t):
     c = t.connect(proxy.port)
     c.send(proxyproto.v1_header("192.0.2.9", 5555, "127.0.0.1", proxy.port))
     t.check(c.closed_within(t.slow(3)), "an untrusted peer is closed")
+
+
+@timeout(40)
+def test_proxy_protocol_tls_and_h2_rate_limit(t):
+    """PROXY before TLS (curl --haproxy-protocol over HTTPS, HTTP/1.1 and
+    HTTP/2): the header's source is the client; an HTTP/2 client's streams
+    share its address's rate budget (refused, never held)."""
+    pki = Pki(t)
+    b = t.backend()
+    log_path = os.path.join(t.tmpdir, "access.log")
+    routes = [{"pool": "app", "rate_limit": {"rate": "1/m", "burst": 2, "delay": "1s"}}]
+    cfg = t.config([b], workers=2, routes=routes, access_log={"path": log_path})
+    cfg["listeners"][0]["tls"] = tls_config([pki.issue("a", ["a.test"])])
+    cfg["listeners"][0]["proxy_protocol"] = True
+    proxy = t.ringlb(cfg)
+    base = ["--cacert", pki.ca_cert, "--resolve", "a.test:%d:127.0.0.1" % proxy.port,
+            "--haproxy-protocol", "-w", "%{http_code} %{http_version}\\n"]
+    url = "https://a.test:%d/size/10" % proxy.port
+    r = t.curl(*(base + ["--http1.1", "-o", "/dev/null", url]))
+    t.eq(r.stdout.decode().split(), ["200", "1.1"], "HTTPS after a PROXY header")
+    # one HTTP/2 connection, three streams: 2 left in the budget, 1 refused
+    r = t.curl(*(base + ["--http2"] + ["-o", "/dev/null", url] * 3))
+    t.eq(sorted(r.stdout.decode().split()), ["2", "2", "2", "200", "200", "429"],
+         "HTTP/2 streams share the budget")
+    lines = log_lines(t, log_path, 4)
+    t.check(all(l.startswith("127.0.0.1 ") for l in lines),
+            "curl's PROXY header names 127.0.0.1: %r" % lines)
 
 
 # ---- filters ----

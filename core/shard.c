@@ -708,8 +708,10 @@ int shard_start_all(struct shard *shards, uint32_t n, struct tls_server *const *
 			atomic_fetch_sub(&shards_running, 1);
 			snprintf(err, err_len, "cannot create shard thread %u", i);
 			shard_request_stop();
-			for (uint32_t k = i; k < n; k++)
+			for (uint32_t k = i; k < n; k++) {
 				close_listeners(&shards[k]); /* never started */
+				free(shards[k].rstats);
+			}
 			shard_join_all(shards, i, NULL, NULL);
 			free(boots);
 			return 0;

@@ -1598,31 +1598,46 @@ static int parse_pools(struct parse *p, const struct field *f, const yaml_node_t
 	return 1;
 }
 
-static int parse_routes(struct parse *p, const struct field *f, const yaml_node_t *n)
+/* parse_list_of reads a list of mappings through table t into a new array
+ * of elements of `size` bytes, each with its _line at `line_off`; *count
+ * counts the elements as they are begun, so config_free releases a list
+ * that failed half-way. The caller stores *out whatever the result. */
+static int parse_list_of(struct parse *p, const struct field *f, const yaml_node_t *n,
+                         const struct table *t, size_t max, const char *what, size_t size,
+                         size_t line_off, void **out, size_t *count)
 {
-	struct config *cfg = p->cfg;
 	yaml_node_item_t *items = NULL;
 	size_t num = 0;
 
 	if (!seq_items(p, f, n, &items, &num))
 		return 0;
-	if (num > CONFIG_ROUTES_MAX)
-		return too_many(p, yaml_document_get_node(p->doc, items[CONFIG_ROUTES_MAX]),
-		                "routes", CONFIG_ROUTES_MAX);
+	if (num > max)
+		return too_many(p, yaml_document_get_node(p->doc, items[max]), what, max);
 	if (num == 0)
 		return 1;
-	cfg->routes = rlb_xcalloc(num, sizeof(*cfg->routes));
+	*out = rlb_xcalloc(num, size);
 	for (size_t i = 0; i < num; i++) {
 		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
 		size_t old = path_push(p, NULL, i);
-		struct config_route *r = &cfg->routes[cfg->num_routes++];
+		char *e = (char *)*out + (*count)++ * size;
 		if (item->type != YAML_MAPPING_NODE)
 			return expected(p, item, "a mapping");
-		if (!parse_mapping(p, item, &route_table, r, &r->_line))
+		if (!parse_mapping(p, item, t, e, (uint32_t *)(void *)(e + line_off)))
 			return 0;
 		path_pop(p, old);
 	}
 	return 1;
+}
+
+static int parse_routes(struct parse *p, const struct field *f, const yaml_node_t *n)
+{
+	void *arr = NULL;
+	int ok = parse_list_of(p, f, n, &route_table, CONFIG_ROUTES_MAX, "routes",
+	                       sizeof(struct config_route), offsetof(struct config_route, _line),
+	                       &arr, &p->cfg->num_routes);
+
+	p->cfg->routes = arr;
+	return ok;
 }
 
 /* parse_nested reads the optional sections that an empty value turns on
@@ -1718,28 +1733,13 @@ static int parse_protection(struct parse *p, const struct field *f, const yaml_n
 static int parse_rules(struct parse *p, const struct field *f, const yaml_node_t *n, void *base)
 {
 	struct config_filter *fl = base;
-	yaml_node_item_t *items = NULL;
-	size_t num = 0;
+	void *arr = NULL;
+	int ok = parse_list_of(p, f, n, &rule_table, CONFIG_FILTER_RULES_MAX, "rules",
+	                       sizeof(struct config_filter_rule),
+	                       offsetof(struct config_filter_rule, _line), &arr, &fl->num_rules);
 
-	if (!seq_items(p, f, n, &items, &num))
-		return 0;
-	if (num > CONFIG_FILTER_RULES_MAX)
-		return too_many(p, yaml_document_get_node(p->doc, items[CONFIG_FILTER_RULES_MAX]),
-		                "rules", CONFIG_FILTER_RULES_MAX);
-	if (num == 0)
-		return 1;
-	fl->rules = rlb_xcalloc(num, sizeof(*fl->rules));
-	for (size_t i = 0; i < num; i++) {
-		yaml_node_t *item = yaml_document_get_node(p->doc, items[i]);
-		size_t old = path_push(p, NULL, i);
-		struct config_filter_rule *r = &fl->rules[fl->num_rules++];
-		if (item->type != YAML_MAPPING_NODE)
-			return expected(p, item, "a mapping");
-		if (!parse_mapping(p, item, &rule_table, r, &r->_line))
-			return 0;
-		path_pop(p, old);
-	}
-	return 1;
+	fl->rules = arr;
+	return ok;
 }
 
 /* list_append adds one token to a comma-joined list of `cap` bytes. */

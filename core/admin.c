@@ -62,13 +62,14 @@ static void fail(struct reply *r, int status, const char *msg)
 	out(r, "{\"error\": \"%s\"}\n", msg);
 }
 
-int control_publish(struct control_plane *cp, char *err, size_t err_len)
+int control_publish(struct control_plane *cp, bool reread, char *err, size_t err_len)
 {
 	struct snapshot *snap, *old;
 
 	if (!config_validate(cp->cfg, err, err_len))
 		return 0;
-	snap = snapshot_build(cp->cfg, cp->reg, ++cp->version, err, err_len);
+	snap = snapshot_rebuild(cp->cfg, cp->reg, ++cp->version, reread ? NULL : snapshot_current(),
+	                        err, err_len);
 	if (snap == NULL)
 		return 0;
 	old = snapshot_publish(snap);
@@ -277,7 +278,7 @@ static void add_backend(struct control_plane *cp, struct config_pool *pool, cons
 	grown[pool->num_backends].addr = addr;
 	grown[pool->num_backends].weight = weight;
 	pool->num_backends++;
-	if (!control_publish(cp, err, sizeof(err))) {
+	if (!control_publish(cp, false, err, sizeof(err))) {
 		pool->num_backends--;
 		fail(r, 400, "refused by validation");
 		return;
@@ -313,7 +314,7 @@ static void change_backend(struct control_plane *cp, struct config_pool *pool, s
 		}
 		pool->backends[i].weight = weight;
 	}
-	if (!control_publish(cp, err, sizeof(err))) {
+	if (!control_publish(cp, false, err, sizeof(err))) {
 		if (strcmp(action, "remove") == 0) {
 			memmove(&pool->backends[i + 1], &pool->backends[i],
 			        (pool->num_backends - i) * sizeof(pool->backends[0]));

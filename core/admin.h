@@ -37,9 +37,11 @@ struct control_plane {
 };
 
 /* control_publish builds a snapshot from cp->cfg, publishes it and frees
- * the previous one after a grace period. Call with cp->lock held. Returns
+ * the previous one after a grace period. `reread`: read the allow list
+ * files and compile the filters again (a reload); else they are shared with
+ * the running snapshot (an admin API change to pools). Call with cp->lock held. Returns
  * 1, or 0 with a message (the running snapshot stays). */
-int control_publish(struct control_plane *cp, char *err, size_t err_len);
+int control_publish(struct control_plane *cp, bool reread, char *err, size_t err_len);
 
 /* control_reload_tls loads the certificates, keys and TLS settings of
  * `from`'s listeners (matched to the running ones by index and address)

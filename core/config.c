@@ -1718,6 +1718,8 @@ static int parse_protection(struct parse *p, const struct field *f, const yaml_n
 {
 	void *at = (char *)base + f->offset;
 
+	if (f->kind == F_FILTERS && is_null(n))
+		return 1; /* "filters:" alone: none */
 	if (n->type != YAML_MAPPING_NODE)
 		return bad_value(p, f, n);
 	if (f->kind == F_FILTERS)
@@ -2283,32 +2285,13 @@ static int validate_cidrs(struct vctx *v, const char *list, const char *key, con
 	return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line), full, "%s", msg);
 }
 
-/* validate_acl checks an allow/deny section: inline lists and list files
- * (read here so that `ringlb -t` reports a bad line; the snapshot reads
- * them again when it is built). */
+/* validate_acl checks an allow/deny section's inline lists. The list
+ * files are read where the tables are built (snapshot.c): on start-up, on a
+ * reload and by `ringlb -t`, not on every admin API change. */
 static int validate_acl(struct vctx *v, const struct config_acl *a, const char *key, uint32_t line)
 {
-	const char *files[2] = {a->allow_file, a->deny_file};
-	char msg[CONFIG_ERR_MAX - 64], full[128];
-
-	if (!validate_cidrs(v, a->allow, key, "allow", line) ||
-	    !validate_cidrs(v, a->deny, key, "deny", line))
-		return 0;
-	for (int i = 0; i < 2; i++) {
-		struct cidr_entry *arr = NULL;
-		size_t n = 0, cap = 0;
-		int ok = files[i][0] == '\0' ||
-		         cidr_file_add(files[i], 1, &arr, &n, &cap, msg, sizeof(msg));
-
-		free(arr);
-		if (!ok) {
-			snprintf(full, sizeof(full), "%s.%s", key,
-			         i == 0 ? "allow_file" : "deny_file");
-			return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, line),
-			              full, "%s", msg);
-		}
-	}
-	return 1;
+	return validate_cidrs(v, a->allow, key, "allow", line) &&
+	       validate_cidrs(v, a->deny, key, "deny", line);
 }
 
 static int validate_listeners(struct vctx *v)
@@ -2570,11 +2553,11 @@ static int validate_rate_limit(struct vctx *v, const struct config_route *r, siz
 		              "expected 429 or 503, got %u", rl->status);
 	/* The shared table stores a key's state relative to now in a bounded
 	 * span: one interval, the burst and the delay must fit in it. */
-	snprintf(key, sizeof(key), "routes[%zu].rate_limit.burst", i);
+	snprintf(key, sizeof(key), "routes[%zu].rate_limit", i);
 	if (rl->interval_us * ((uint64_t)rl->burst + 1) + rl->delay_ms * 1000 > RL_SPAN_MAX_US)
 		return errorf(v->err, v->err_len, v->cfg->source, or_root(v->cfg, rl->_line), key,
-		              "%u at %s (plus delay) spans more than 6 days; lower it", rl->burst,
-		              rl->rate_text);
+		              "burst %u at %s plus delay spans more than 6 days; lower them",
+		              rl->burst, rl->rate_text);
 	return 1;
 }
 

@@ -187,10 +187,11 @@ struct conn {
 	uint64_t body_win_ms;    /* start of the current body rate window */
 	uint64_t body_win_bytes; /* body bytes received in it */
 	uint64_t body_last_ms;   /* last body bytes received */
-	const char *block_reason; /* why ringlb refused the request (access log), or NULL */
-	uint32_t retry_after;     /* seconds, for the Retry-After of a refusal; 0 = none */
-	int32_t local_buf;        /* hpool index of a page made for this request, or -1 */
-	char client[48];          /* raddr as text (access log) */
+	char block_reason[CONFIG_NAME_MAX]; /* why ringlb refused the request (access log); "" =
+	                                       none. A copy: a rule's name lives in a snapshot */
+	uint32_t retry_after; /* seconds, for the Retry-After of a refusal; 0 = none */
+	int32_t local_buf;    /* hpool index of a page made for this request, or -1 */
+	char client[48];      /* raddr as text (access log) */
 
 	struct iovec iov[CONN_IOV_MAX];
 	struct msghdr msg;

@@ -496,6 +496,12 @@ static void submit_local(struct shard *s, struct conn *c)
 	add_nv(s, &n, &used, ":status", 7, status, 3);
 	add_nv(s, &n, &used, "content-type", 12, "text/html", 9);
 	add_nv(s, &n, &used, "content-length", 14, len, strlen(len));
+	if (c->retry_after > 0) {
+		char ra[16];
+
+		snprintf(ra, sizeof(ra), "%u", c->retry_after);
+		add_nv(s, &n, &used, "retry-after", 11, ra, strlen(ra));
+	}
 	c->local_sent = (uint32_t)(body - c->local); /* the body is what remains */
 	if (blen == 0 || c->head_req)
 		c->local = NULL;

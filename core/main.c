@@ -361,8 +361,16 @@ static void adopt_pools(struct config *cfg, struct config *next)
 	next->num_routes = nr;
 	/* Listeners stay (their sockets are bound), but who may connect and
 	 * whom they trust is taken from the file like the routes. */
-	for (size_t i = 0; i < cfg->num_listeners && i < next->num_listeners; i++) {
-		struct config_listener *a = &cfg->listeners[i], *b = &next->listeners[i];
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		struct config_listener *a = &cfg->listeners[i], *b = NULL;
+
+		/* matched by address: the bound sockets are what they are */
+		for (size_t j = 0; j < next->num_listeners && b == NULL; j++)
+			if (next->listeners[j].addr.len == a->addr.len &&
+			    memcmp(&next->listeners[j].addr.ss, &a->addr.ss, a->addr.len) == 0)
+				b = &next->listeners[j];
+		if (b == NULL)
+			continue;
 		struct config_acl acl = a->acl;
 		char trusted[CONFIG_CIDRS_MAX];
 		bool pp = a->proxy_protocol;
@@ -430,7 +438,7 @@ static void reload(struct control *ctl)
 	}
 	adopt_tls_sections(ctl->cfg, next);
 	adopt_pools(ctl->cfg, next);
-	if (!control_publish(&ctl->cp, err, sizeof(err))) {
+	if (!control_publish(&ctl->cp, true, err, sizeof(err))) {
 		adopt_pools(ctl->cfg, next); /* put the running pools back */
 		pthread_mutex_unlock(&ctl->cp.lock);
 		rlb_log(LOG_ERROR, "reload refused, keeping the running configuration: %s", err);
@@ -741,7 +749,8 @@ int main(int argc, char **argv)
 		struct tls_server *tls[CONFIG_LISTENERS_MAX] = {0};
 
 		if (!load_tls(cfg, tls, err, sizeof(err)) ||
-		    !check_pool_tls(cfg, err, sizeof(err))) {
+		    !check_pool_tls(cfg, err, sizeof(err)) ||
+		    !snapshot_check_protection(cfg, err, sizeof(err))) {
 			fprintf(stderr, "%s\n", err);
 			config_free(cfg);
 			free(cfg);

@@ -33,6 +33,10 @@
 static struct rl_table *rates;
 static struct rl_conns *ips;
 static _Atomic uint32_t conns_total;
+/* The shards whose counters the admin and control threads read; set and
+ * cleared under shards_lock, which readers hold while they read, so that
+ * shard_join_all can free the counters once it has cleared the pointer. */
+static pthread_mutex_t shards_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shard *all_shards;
 static uint32_t num_shards;
 
@@ -77,8 +81,10 @@ void protect_shutdown(void)
 
 void protect_set_shards(struct shard *shards, uint32_t n)
 {
+	pthread_mutex_lock(&shards_lock);
 	all_shards = shards;
 	num_shards = n;
+	pthread_mutex_unlock(&shards_lock);
 }
 
 /* set_addr stores a socket address as (16 bytes, family), IPv4-mapped IPv6
@@ -117,6 +123,11 @@ static void set_addr(const struct sockaddr *sa, uint8_t out[16], uint8_t *fam, c
 	if (text != NULL && (*fam == 0 || inet_ntop(*fam == 4 ? AF_INET : AF_INET6, out, text,
 	                                            (socklen_t)cap) == NULL))
 		text[0] = '\0';
+}
+
+static void set_reason(struct conn *c, const char *why)
+{
+	snprintf(c->block_reason, sizeof(c->block_reason), "%s", why);
 }
 
 static uint64_t addr_key(const uint8_t a[16], uint8_t fam, uint64_t seed)
@@ -320,10 +331,6 @@ static enum protect_verdict rate_limit(struct shard *s, struct conn *c, const st
 	uint64_t max_delay = c->h2_stream ? 0 : rl->delay_ms * 1000;
 	enum rl_verdict v;
 
-	if (c->rl_granted) {
-		c->rl_granted = false;
-		return PROTECT_PASS;
-	}
 	v = rl_take(rates, rate_key(c, m, r), rlb_now_us(), rl->interval_us, tol, max_delay, &wait);
 	if (v == RL_ALLOW)
 		return PROTECT_PASS;
@@ -334,7 +341,7 @@ static enum protect_verdict rate_limit(struct shard *s, struct conn *c, const st
 		return PROTECT_HOLD;
 	}
 	rs->rate_limited++;
-	c->block_reason = "rate_limited";
+	set_reason(c, "rate_limited");
 	c->retry_after = (uint32_t)((wait + 999999) / 1000000);
 	if (c->retry_after == 0)
 		c->retry_after = 1;
@@ -350,16 +357,19 @@ enum protect_verdict protect_request(struct shard *s, struct conn *c, const stru
 	const char *rule = NULL;
 	enum filter_verdict fv;
 
+	bool granted = c->rl_granted; /* a held request's turn has come */
+
+	c->rl_granted = false;
 	resolve_client(c, m, snap);
 	c->route = r != NULL ? (uint16_t)(r->index + 1) : 0;
 	rs = &s->rstats[c->route];
-	if (!c->rl_granted)
+	if (!granted)
 		rs->requests++;
 	if (r == NULL)
 		return PROTECT_PASS;
 	if (!snapshot_acl_allows(&r->acl, c->raddr, c->rfam)) {
 		rs->denied++;
-		c->block_reason = "denied";
+		set_reason(c, "denied");
 		*status = 403;
 		return PROTECT_REFUSE;
 	}
@@ -368,13 +378,13 @@ enum protect_verdict protect_request(struct shard *s, struct conn *c, const stru
 		                  m->num_headers, &rule);
 		if (fv != FILTER_PASS) {
 			rs->filtered++;
-			c->block_reason = rule;
+			set_reason(c, rule != NULL ? rule : "filter");
 			*status = fv == FILTER_URI_TOO_LONG ? 414 : 403;
 			log_block(s, c, m, rule, r);
 			return PROTECT_REFUSE;
 		}
 	}
-	if (r->rate_limit.enabled)
+	if (r->rate_limit.enabled && !granted)
 		return rate_limit(s, c, m, r, status);
 	return PROTECT_PASS;
 }
@@ -403,7 +413,7 @@ static bool window_check(struct shard *s, struct conn *c, bool reading)
 		return true;
 	if (reading && c->body_win_bytes * 1000 < lim->body_min_rate * elapsed) {
 		s->stats.body_too_slow++;
-		c->block_reason = "body_too_slow";
+		set_reason(c, "body_too_slow");
 		return false;
 	}
 	c->body_win_ms = s->now_ms;
@@ -508,11 +518,11 @@ static void observe(const struct config *cfg, uint32_t idx, double secs, double 
 	a->intervals++;
 }
 
+static void anomaly_tick(const struct config *cfg, uint64_t now_ms);
+
 void protect_tick(const struct config *cfg, uint64_t now_ms)
 {
 	const struct config_anomaly *an = &cfg->anomaly;
-	uint32_t n = (uint32_t)cfg->num_routes + 1;
-	double secs, alpha;
 
 	/* Forget keys whose budget is full again, hourly: a key idle for a
 	 * multiple of the table's clock span could otherwise look busy. */
@@ -521,8 +531,20 @@ void protect_tick(const struct config *cfg, uint64_t now_ms)
 			rl_sweep(rates, rlb_now_us());
 		sweep_next_ms = now_ms + 3600 * 1000;
 	}
-	if (!an->enabled || all_shards == NULL)
+	if (!an->enabled)
 		return;
+	pthread_mutex_lock(&shards_lock);
+	if (all_shards != NULL)
+		anomaly_tick(cfg, now_ms);
+	pthread_mutex_unlock(&shards_lock);
+}
+
+static void anomaly_tick(const struct config *cfg, uint64_t now_ms)
+{
+	const struct config_anomaly *an = &cfg->anomaly;
+	uint32_t n = (uint32_t)cfg->num_routes + 1;
+	double secs, alpha;
+
 	if (anomaly_next_ms == 0) {
 		for (uint32_t i = 0; i < n; i++)
 			route_totals(i, &anomalies[i].last_req, &anomalies[i].last_err);
@@ -548,6 +570,28 @@ void protect_tick(const struct config *cfg, uint64_t now_ms)
 		len += n_ > 0 ? (size_t)n_ : 0;                                                    \
 	} while (0)
 
+/* json_text escapes a configured string for a JSON string: a path may
+ * hold quotes, backslashes and bytes beyond ASCII. */
+static const char *json_text(char *out, size_t cap, const char *in)
+{
+	size_t n = 0;
+
+	for (; *in != '\0' && n + 7 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static size_t route_json(const struct config *cfg, const struct snapshot *snap, uint32_t idx,
                          char *buf, size_t cap)
 {
@@ -567,11 +611,15 @@ static size_t route_json(const struct config *cfg, const struct snapshot *snap, 
 		t.denied += rs->denied;
 		t.filtered += rs->filtered;
 	}
-	if (idx == 0)
+	if (idx == 0) {
 		PUT("{\"route\": null");
-	else
+	} else {
+		char host[600], path[600];
+
 		PUT("{\"route\": %u, \"host\": \"%s\", \"path\": \"%s\"", idx - 1,
-		    cfg->routes[idx - 1].host, cfg->routes[idx - 1].path);
+		    json_text(host, sizeof(host), cfg->routes[idx - 1].host),
+		    json_text(path, sizeof(path), cfg->routes[idx - 1].path));
+	}
 	PUT(", \"requests\": %llu, \"errors_5xx\": %llu, \"rate_limited\": %llu, \"delayed\": "
 	    "%llu, "
 	    "\"denied\": %llu, \"filtered\": %llu, \"rules\": {",
@@ -589,7 +637,19 @@ static size_t route_json(const struct config *cfg, const struct snapshot *snap, 
 	return len;
 }
 
+static size_t stats_json(const struct config *cfg, char *buf, size_t cap);
+
 size_t protect_stats_json(const struct config *cfg, char *buf, size_t cap)
+{
+	size_t len;
+
+	pthread_mutex_lock(&shards_lock);
+	len = stats_json(cfg, buf, cap);
+	pthread_mutex_unlock(&shards_lock);
+	return len;
+}
+
+static size_t stats_json(const struct config *cfg, char *buf, size_t cap)
 {
 	const struct snapshot *snap = snapshot_current();
 	struct shard_stats t = {0};

@@ -125,8 +125,11 @@ static void conn_update_timer(struct shard *s, struct conn *c)
 
 static void conn_update_recv(struct shard *s, struct conn *c)
 {
-	bool want = c->fd >= 0 && !c->recv_eof && !c->starved && c->state != CONN_CLOSING &&
-	            c->state != CONN_FREE && c->in.bytes < s->cfg->buffers.conn_bytes_max &&
+	/* A request held by its rate limit reads nothing more meanwhile: the
+	 * client that is over its rate must not pin receive buffers. */
+	bool want = c->fd >= 0 && !c->recv_eof && !c->starved && !c->rl_hold &&
+	            c->state != CONN_CLOSING && c->state != CONN_FREE &&
+	            c->in.bytes < s->cfg->buffers.conn_bytes_max &&
 	            c->tls.in.bytes < s->cfg->buffers.conn_bytes_max;
 
 	if (want && !c->recv_on) {
@@ -515,7 +518,11 @@ static void conn_local(struct shard *s, struct conn *c, int status)
 	for (i = 0; i < NUM_ERRORS && error_statuses[i] != status; i++)
 		;
 	RLB_ASSERT(i < NUM_ERRORS);
-	if (c->req_phase != REQ_DONE || c->req_fwd > 0 || status < 500)
+	/* A refusal by a protection rule (a rate limit, a filter) keeps a
+	 * complete request's connection: closing it would make a TLS client
+	 * that is over its rate pay, and make us pay, a handshake per retry. */
+	if (c->req_phase != REQ_DONE || c->req_fwd > 0 ||
+	    (status < 500 && c->block_reason[0] == '\0'))
 		c->close_after = true;
 	ka = c->keep_alive && !c->close_after && !s->draining;
 	if (!ka)
@@ -659,7 +666,7 @@ static void txn_reset(struct shard *s, struct conn *c)
 	put_head(s, &c->resp_head);
 	put_head(s, &c->local_buf);
 	c->retry_after = 0;
-	c->block_reason = NULL;
+	c->block_reason[0] = '\0';
 	c->route = 0;
 	c->client[0] = '\0';
 	memset(&c->scan, 0, sizeof(c->scan));
@@ -1611,7 +1618,7 @@ static void txn_log(struct shard *s, struct conn *c)
 	             c->status, (unsigned long long)c->bytes_out,
 	             (unsigned long long)(s->now_ms - c->t_start_ms),
 	             c->request_id[0] != '\0' ? c->request_id : "-",
-	             c->block_reason != NULL ? c->block_reason : "-");
+	             c->block_reason[0] != '\0' ? c->block_reason : "-");
 	if (n > 0)
 		shard_alog_push(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
@@ -1944,8 +1951,15 @@ static void conn_op_done(struct shard *s, struct conn *c)
 static void conn_on_eof(struct shard *s, struct conn *c)
 {
 	switch (c->state) {
-	case CONN_IDLE:
 	case CONN_HEAD:
+		if (c->rl_hold) {
+			/* a complete request waits for its turn: answer it, then close */
+			c->close_after = true;
+			return;
+		}
+		conn_abort(s, c);
+		return;
+	case CONN_IDLE:
 	case CONN_LINGER:
 	case CONN_H2:
 		conn_abort(s, c);
@@ -2135,6 +2149,13 @@ void conn_on_timer(struct shard *s, struct conn *c)
 	case CONN_PROXY:
 		if (caching_on_timer(s, c))
 			return; /* waited for another fetch long enough: fetch alone */
+		if (!c->h2_stream && !c->send_on && !c->queued && !c->cache_waiting &&
+		    c->req_phase != REQ_BODY) {
+			/* a body deadline armed before the body was complete: the
+			 * request now waits for its backend, which has timers of its own */
+			conn_update_timer(s, c);
+			return;
+		}
 		s->stats.timeouts++;
 		if (c->queued) {
 			/* queue_timeout: no backend slot freed up in time. */

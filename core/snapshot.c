@@ -153,47 +153,124 @@ static int build_acl(struct snap_acl *a, const struct config_acl *ca, const char
 	return 1;
 }
 
-/* build_protection adds the listeners' and routes' allow lists, trusted
- * proxies and filters (compiled once here, shared by every shard). */
-static int build_protection(struct snapshot *s, const struct config *cfg, char *err, size_t err_len)
-{
-	char what[64], msg[CONFIG_ERR_MAX - 64];
+/* The compiled protection of a snapshot: allow lists (inline and from
+ * files), trusted proxies and filters. It is built on start-up and on a
+ * reload only; the snapshots that admin API changes make (the same routes
+ * and listeners, other pools) share it, so a weight change neither reads
+ * list files again (perhaps no longer readable after the privilege drop)
+ * nor resets the filters' counters. Counted by `refs`, which only the
+ * control plane touches (under its lock). */
+struct snap_prot {
+	uint32_t refs;
+	uint32_t num_listeners, num_routes;
+	struct snap_listener listeners[CONFIG_LISTENERS_MAX];
+	struct snap_acl *route_acl;   /* [num_routes] */
+	struct filter **route_filter; /* [num_routes] */
+};
 
-	s->num_listeners = (uint32_t)cfg->num_listeners;
+static void prot_put(struct snap_prot *p)
+{
+	if (p == NULL || --p->refs > 0)
+		return;
+	for (uint32_t i = 0; i < p->num_listeners; i++) {
+		cidr_table_free(p->listeners[i].acl.table);
+		cidr_table_free(p->listeners[i].trusted);
+	}
+	for (uint32_t i = 0; i < p->num_routes; i++) {
+		cidr_table_free(p->route_acl[i].table);
+		filter_free(p->route_filter[i]);
+	}
+	free(p->route_acl);
+	free(p->route_filter);
+	free(p);
+}
+
+static int build_listeners(struct snap_prot *p, const struct config *cfg, char *err, size_t err_len)
+{
+	char what[64];
+
 	for (size_t i = 0; i < cfg->num_listeners; i++) {
 		const struct config_listener *l = &cfg->listeners[i];
-		struct snap_listener *sl = &s->listeners[i];
+		struct snap_listener *sl = &p->listeners[i];
 		struct config_acl trusted = {0};
 		struct snap_acl t;
 
-		snprintf(what, sizeof(what), "listeners[%zu]", i);
+		p->num_listeners = (uint32_t)i + 1;
 		sl->proxy_protocol = l->proxy_protocol;
-		memcpy(trusted.allow, l->trusted_proxies, sizeof(trusted.allow));
+		snprintf(what, sizeof(what), "listeners[%zu]", i);
 		if (!build_acl(&sl->acl, &l->acl, what, err, err_len))
 			return 0;
+		snprintf(what, sizeof(what), "listeners[%zu].trusted_proxies", i);
+		memcpy(trusted.allow, l->trusted_proxies, sizeof(trusted.allow));
 		if (!build_acl(&t, &trusted, what, err, err_len))
 			return 0;
 		sl->trusted = t.table;
 	}
-	for (size_t i = 0; i < cfg->num_routes; i++) {
-		struct snap_route *r = &s->routes[i];
+	return 1;
+}
 
+/* prot_build compiles the protection of `cfg`; NULL with a message. */
+static struct snap_prot *prot_build(const struct config *cfg, char *err, size_t err_len)
+{
+	struct snap_prot *p = rlb_xcalloc(1, sizeof(*p));
+	char what[64], msg[CONFIG_ERR_MAX - 64];
+
+	p->refs = 1;
+	p->route_acl = rlb_xcalloc(cfg->num_routes + 1, sizeof(*p->route_acl));
+	p->route_filter = rlb_xcalloc(cfg->num_routes + 1, sizeof(*p->route_filter));
+	if (!build_listeners(p, cfg, err, err_len)) {
+		prot_put(p);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->num_routes; i++) {
+		p->num_routes = (uint32_t)i + 1;
 		snprintf(what, sizeof(what), "routes[%zu]", i);
-		if (!build_acl(&r->acl, &cfg->routes[i].acl, what, err, err_len))
-			return 0;
-		r->filter = filter_build(&cfg->routes[i].filter, msg, sizeof(msg));
-		if (r->filter == NULL && msg[0] != '\0') {
+		if (!build_acl(&p->route_acl[i], &cfg->routes[i].acl, what, err, err_len)) {
+			prot_put(p);
+			return NULL;
+		}
+		p->route_filter[i] = filter_build(&cfg->routes[i].filter, msg, sizeof(msg));
+		if (p->route_filter[i] == NULL && msg[0] != '\0') {
 			snprintf(err, err_len, "%s.filters: %s", what, msg);
-			return 0;
+			prot_put(p);
+			return NULL;
 		}
 	}
-	return 1;
+	return p;
+}
+
+/* prot_apply gives the snapshot's listeners and routes the set's tables. */
+static void prot_apply(struct snapshot *s, struct snap_prot *p)
+{
+	s->prot = p;
+	s->num_listeners = p->num_listeners;
+	memcpy(s->listeners, p->listeners, sizeof(s->listeners));
+	for (uint32_t i = 0; i < s->num_routes && i < p->num_routes; i++) {
+		s->routes[i].acl = p->route_acl[i];
+		s->routes[i].filter = p->route_filter[i];
+	}
+}
+
+int snapshot_check_protection(const struct config *cfg, char *err, size_t err_len)
+{
+	struct snap_prot *p = prot_build(cfg, err, err_len);
+
+	prot_put(p);
+	return p != NULL;
 }
 
 struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *reg,
                                 uint64_t version, char *err, size_t err_len)
 {
+	return snapshot_rebuild(cfg, reg, version, NULL, err, err_len);
+}
+
+struct snapshot *snapshot_rebuild(const struct config *cfg, struct uid_registry *reg,
+                                  uint64_t version, const struct snapshot *prev, char *err,
+                                  size_t err_len)
+{
 	struct snapshot *s = rlb_xcalloc(1, sizeof(*s));
+	struct snap_prot *prot;
 
 	s->version = version;
 	s->timeouts = cfg->timeouts;
@@ -212,10 +289,18 @@ struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *r
 		build_route(&s->routes[i], &cfg->routes[i]);
 		s->routes[i].index = (uint32_t)i;
 	}
-	if (!build_protection(s, cfg, err, err_len)) {
+	if (prev != NULL && prev->prot != NULL && prev->prot->num_routes == cfg->num_routes &&
+	    prev->prot->num_listeners == cfg->num_listeners) {
+		prot = prev->prot;
+		prot->refs++;
+	} else {
+		prot = prot_build(cfg, err, err_len);
+	}
+	if (prot == NULL) {
 		snapshot_free(s);
 		return NULL;
 	}
+	prot_apply(s, prot);
 	return s;
 }
 
@@ -235,14 +320,8 @@ void snapshot_free(struct snapshot *s)
 	}
 	free(s->pools);
 	s->pools = NULL;
-	for (uint32_t i = 0; i < s->num_listeners; i++) {
-		cidr_table_free(s->listeners[i].acl.table);
-		cidr_table_free(s->listeners[i].trusted);
-	}
-	for (uint32_t i = 0; s->routes != NULL && i < s->num_routes; i++) {
-		cidr_table_free(s->routes[i].acl.table);
-		filter_free(s->routes[i].filter);
-	}
+	prot_put(s->prot);
+	s->prot = NULL;
 	free(s->routes);
 	s->routes = NULL;
 	free(s);

@@ -26,6 +26,7 @@
 
 struct cidr_table;
 struct filter;
+struct snap_prot;
 
 /* An allow/deny list: a lookup gives SNAP_ACL_ALLOW, SNAP_ACL_DENY or 0
  * (no prefix matched: allowed unless default_deny, i.e. an allow list
@@ -87,6 +88,7 @@ struct snapshot {
 	uint64_t body_bytes_max;
 	uint32_t num_listeners;
 	struct snap_listener listeners[CONFIG_LISTENERS_MAX];
+	struct snap_prot *prot; /* owns the tables and filters above (shared) */
 };
 
 /* Maps backend identities to uids. Control thread only. `live` (optional:
@@ -103,6 +105,18 @@ struct uid_registry {
  * a message in err on failure (uid space exhausted, out of memory). */
 struct snapshot *snapshot_build(const struct config *cfg, struct uid_registry *reg,
                                 uint64_t version, char *err, size_t err_len);
+
+/* snapshot_rebuild is snapshot_build for a change that keeps the routes
+ * and listeners (the admin API): the allow lists and filters of `prev` are
+ * shared instead of read and compiled again. prev NULL = snapshot_build. */
+struct snapshot *snapshot_rebuild(const struct config *cfg, struct uid_registry *reg,
+                                  uint64_t version, const struct snapshot *prev, char *err,
+                                  size_t err_len);
+
+/* snapshot_check_protection builds and drops the allow lists (reading
+ * their files) and filters of `cfg`, for `ringlb -t`. Returns 1, or 0 with
+ * a message. */
+int snapshot_check_protection(const struct config *cfg, char *err, size_t err_len);
 
 /* snapshot_free frees `s` and everything it owns; NULL is fine. Call only
  * after a grace period (synchronize_rcu). */

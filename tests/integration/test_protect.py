@@ -110,13 +110,16 @@ def test_rate_limit_429_retry_after(t):
     t.eq(codes[:3], [200, 200, 200], "1 + burst pass")
     t.eq(codes[3:], [429, 429, 429], "the rest are refused")
     t.eq(got[3].get("Retry-After"), "1", "Retry-After in whole seconds")
+    c = t.connect(proxy.port)
+    t.eq(c.request("GET", "/limited/again").status, 429, "still limited")
+    t.eq(c.request("GET", "/size/10").status, 200, "the connection stays open after a 429")
     t.eq([get(proxy.port, "/size/10").status for _ in range(5)], [200] * 5,
          "a route without a limit")
     rs = route_stats(admin, 0)
-    t.eq(rs["rate_limited"], 3, "rate_limited counter")
-    t.eq(rs["requests"], 6, "requests counter")
-    lines = log_lines(t, log_path, 11)
-    t.eq(sum(1 for l in lines if l.endswith(" rate_limited")), 3, "log reason")
+    t.eq(rs["rate_limited"], 4, "rate_limited counter")
+    t.eq(rs["requests"], 7, "requests counter")
+    lines = log_lines(t, log_path, 13)
+    t.eq(sum(1 for l in lines if l.endswith(" rate_limited")), 4, "log reason")
     time.sleep(1.1)
     t.eq(get(proxy.port, "/limited/x").status, 200, "a request passes again after 1 s")
 
@@ -179,6 +182,21 @@ def test_rate_limit_delay_mode(t):
     t.eq(codes.count(429), 10 - len(ok), "the rest are refused")
     t.check(max(r[1] for r in ok) >= 0.7, "the last served request was held (%r)" % ok)
     t.check(route_stats(admin, 0)["delayed"] >= 4, "delayed counter")
+    # a held request whose client has half-closed is still answered
+    time.sleep(1.2)
+    for i in range(2):
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=t.slow(5))
+        s.sendall(b"GET /size/10 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        t.check(data.startswith(b"HTTP/1.1 200"), "half-closed request %d answered: %r"
+                % (i, data[:60]))
 
 
 @timeout(30)
@@ -276,6 +294,32 @@ def test_route_allow_deny_files(t):
     t.eq(route_stats(admin, 0)["denied"], 1, "denied counter")
     lines = log_lines(t, log_path, 3)
     t.eq(sum(1 for l in lines if l.endswith(" denied")), 2, "log reason")
+
+
+@timeout(30)
+def test_admin_change_keeps_lists(t):
+    """An admin API change (a weight) shares the running allow lists: a list
+    file that is gone since start-up does not make it fail, and the lists
+    still apply; a reload then reports the missing file and keeps running."""
+    allow = t.write_file("allow.txt", "127.0.0.0/8\n")
+    routes = [{"pool": "app", "allow_file": allow, "filters": {"rules": [
+        {"name": "dbg", "header": "X-Debug"}]}}]
+    proxy, b, admin, _ = start(t, routes=routes)
+    t.eq(get(proxy.port, headers=[("X-Debug", "1")]).status, 403, "filtered")
+    os.unlink(allow)
+    c = t.connect(admin)
+    r = c.request("PUT", "/api/pools/app/backends/%s/weight" % b.address,
+                  headers=[("Content-Type", "application/json")], body=b'{"weight": 3}')
+    t.eq(r.status, 200, "weight change: %r" % r.body)
+    t.eq(get(proxy.port).status, 200, "still allowed")
+    t.eq(route_stats(admin, 0)["rules"], {"dbg": 1}, "rule counters kept")
+    proxy.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + t.slow(5)
+    while "reload refused" not in proxy.proc.stderr_text():
+        t.check(time.monotonic() < deadline, "the reload reports the missing file")
+        time.sleep(0.05)
+    t.check("allow.txt" in proxy.proc.stderr_text(), "the message names the file")
+    t.eq(get(proxy.port).status, 200, "the running lists stay")
 
 
 @timeout(30)
@@ -396,7 +440,12 @@ def test_proxy_protocol_tls_and_h2_rate_limit(t):
     r = t.curl(*(base + ["--http2"] + ["-o", "/dev/null", url] * 3))
     t.eq(sorted(r.stdout.decode().split()), ["2", "2", "2", "200", "200", "429"],
          "HTTP/2 streams share the budget")
-    lines = log_lines(t, log_path, 4)
+    r = t.curl("--cacert", pki.ca_cert, "--resolve", "a.test:%d:127.0.0.1" % proxy.port,
+               "--haproxy-protocol", "--http2", "-s", "-o", "/dev/null", "-D", "-", url)
+    head = r.stdout.decode().lower()
+    t.check(head.startswith("http/2 429") and "retry-after: " in head,
+            "an HTTP/2 429 carries Retry-After: %r" % head)
+    lines = log_lines(t, log_path, 5)
     t.check(all(l.startswith("127.0.0.1 ") for l in lines),
             "curl's PROXY header names 127.0.0.1: %r" % lines)
 
@@ -496,7 +545,9 @@ def test_body_min_rate(t):
     t.eq(stats(admin)["connections"]["body_too_slow"], 1, "counted")
     r = get(proxy.port, "/echo", method="POST", body=b"y" * 100000)
     t.eq(r.status, 200, "a fast body passes")
-    lines = log_lines(t, log_path, 2)
+    r = get(proxy.port, "/sleep/2500", method="POST", body=b"z" * 5)
+    t.eq(r.status, 200, "a complete body waiting for a slow backend is no slow body")
+    lines = log_lines(t, log_path, 3)
     t.check(lines[0].endswith(" body_too_slow"), "log reason: %r" % lines[0])
 
 

@@ -187,10 +187,12 @@ struct conn {
 	uint64_t body_win_ms;    /* start of the current body rate window */
 	uint64_t body_win_bytes; /* body bytes received in it */
 	uint64_t body_last_ms;   /* last body bytes received */
-	const char *block_reason; /* why ringlb refused the request (access log), or NULL */
-	uint32_t retry_after;     /* seconds, for the Retry-After of a refusal; 0 = none */
-	int32_t local_buf;        /* hpool index of a page made for this request, or -1 */
-	char client[48];          /* raddr as text (access log) */
+	const char *block_reason;         /* why ringlb refused the request (access log), or NULL */
+	char block_rule[CONFIG_NAME_MAX]; /* a filter rule's name block_reason points to: the
+	                                     snapshot holding the rule may be gone by the log */
+	uint32_t retry_after;             /* seconds, for the Retry-After of a refusal; 0 = none */
+	int32_t local_buf;                /* hpool index of a page made for this request, or -1 */
+	char client[48];                  /* raddr as text (access log) */
 
 	struct iovec iov[CONN_IOV_MAX];
 	struct msghdr msg;

@@ -368,7 +368,10 @@ enum protect_verdict protect_request(struct shard *s, struct conn *c, const stru
 		                  m->num_headers, &rule);
 		if (fv != FILTER_PASS) {
 			rs->filtered++;
-			c->block_reason = rule;
+			/* A copy: the access log reads it loop turns later, after a
+			 * reload may have freed the snapshot that holds the rule. */
+			snprintf(c->block_rule, sizeof(c->block_rule), "%s", rule);
+			c->block_reason = c->block_rule;
 			*status = fv == FILTER_URI_TOO_LONG ? 414 : 403;
 			log_block(s, c, m, rule, r);
 			return PROTECT_REFUSE;

@@ -500,6 +500,34 @@ static void test_request_filters(void **state)
 	fx_free(f);
 }
 
+/* The reason a refusal is logged with must outlive the snapshot it came
+ * from: the access-log line is written when the 403 has been sent, loop
+ * turns (quiescent states) later, and a reload may have freed the snapshot
+ * and its filters by then. */
+static void test_block_reason_outlives_snapshot(void **state)
+{
+	struct fx *f = fx_new(FULL);
+	const struct filter *flt = f->snap->routes[R_FILTERED].filter;
+	char err[256] = "";
+	struct snapshot *next;
+
+	(void)state;
+	assert_int_equal(conn_open(&f->sh[0], f->c, L_XFF, "192.0.2.1"), 1);
+	filtered(f, "GET", "/filtered/a/../b", NULL, 403, "dotdot");
+	for (size_t i = 0; i < filter_num_rules(flt); i++)
+		assert_ptr_not_equal(f->c->block_reason, filter_rule_name(flt, i));
+	/* a reload: publish a new snapshot, free the old one after the grace
+	 * period (here at once: the test thread is the only reader) */
+	next = snapshot_build(f->cfg, f->reg, 2, err, sizeof(err));
+	assert_non_null(next);
+	assert_ptr_equal(snapshot_publish(next), f->snap);
+	snapshot_free(f->snap);
+	f->snap = next;
+	assert_string_equal(f->c->block_reason, "dotdot");
+	protect_conn_close(&f->sh[0], f->c);
+	fx_free(f);
+}
+
 static void test_request_rate_reject(void **state)
 {
 	struct fx *f = fx_new(FULL);
@@ -1302,6 +1330,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_request_no_route, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_route_acl, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_filters, fx_teardown),
+	        cmocka_unit_test_teardown(test_block_reason_outlives_snapshot, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_rate_reject, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_rate_header_key, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_rate_delay, fx_teardown),

@@ -551,9 +551,33 @@ void protect_tick(const struct config *cfg, uint64_t now_ms)
 		len += n_ > 0 ? (size_t)n_ : 0;                                                    \
 	} while (0)
 
+/* json_escape writes `in` to out[0..cap) as the inside of a JSON string. A
+ * route's path may hold '"' and '\\' (any byte above 0x20 but DEL); libyaml
+ * gives valid UTF-8, which JSON takes as it is. */
+static const char *json_escape(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *in != '\0' && n + 7 <= cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static size_t route_json(const struct config *cfg, const struct snapshot *snap, uint32_t idx,
                          char *buf, size_t cap)
 {
+	char path[sizeof(cfg->routes[0].path) * 6];
 	struct route_stats t = {0};
 	const struct anomaly *a = &anomalies[idx];
 	const struct filter *f =
@@ -574,7 +598,8 @@ static size_t route_json(const struct config *cfg, const struct snapshot *snap, 
 		PUT("{\"route\": null");
 	else
 		PUT("{\"route\": %u, \"host\": \"%s\", \"path\": \"%s\"", idx - 1,
-		    cfg->routes[idx - 1].host, cfg->routes[idx - 1].path);
+		    cfg->routes[idx - 1].host,
+		    json_escape(cfg->routes[idx - 1].path, path, sizeof(path)));
 	PUT(", \"requests\": %llu, \"errors_5xx\": %llu, \"rate_limited\": %llu, \"delayed\": "
 	    "%llu, "
 	    "\"denied\": %llu, \"filtered\": %llu, \"rules\": {",

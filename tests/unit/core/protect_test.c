@@ -1322,6 +1322,23 @@ static void test_stats_json(void **state)
 	fx_free(f);
 }
 
+/* A route path may hold any visible byte, '"' and '\\' included
+ * (docs/reference.md: "no spaces"); the JSON must stay JSON. */
+static void test_stats_json_escapes(void **state)
+{
+	struct fx *f = fx_new(LISTENERS "routes:\n"
+	                                "  - path: '/q\"x\\y/'\n"
+	                                "    pool: app\n");
+	char buf[4096];
+
+	(void)state;
+	assert_string_equal(f->cfg->routes[0].path, "/q\"x\\y/");
+	protect_stats_json(f->cfg, buf, sizeof(buf));
+	assert_json(buf);
+	assert_has(buf, "\"path\": \"/q\\\"x\\\\y/\"");
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1350,6 +1367,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_anomaly_floors_and_errors, fx_teardown),
 	        cmocka_unit_test_teardown(test_anomaly_disabled, fx_teardown),
 	        cmocka_unit_test_teardown(test_stats_json, fx_teardown),
+	        cmocka_unit_test_teardown(test_stats_json_escapes, fx_teardown),
 	};
 
 	rlb_log_level = LOG_ERROR; /* the refusals' warnings are expected */

@@ -240,7 +240,10 @@ static void forwarded_client(struct conn *c, const struct h1_msg *m, const struc
 
 		if (!h1_str_ieq(m->headers[i].name, "X-Forwarded-For"))
 			continue;
-		while (end > 0) {
+		/* A field holds one element more than it has commas, as if the
+		 * fields were joined into one list: a leading comma, or an
+		 * empty field, is an empty element and ends the walk. */
+		for (bool more = true; more;) {
 			size_t start = end, a, b;
 			uint8_t addr[16];
 			int fam;
@@ -257,7 +260,8 @@ static void forwarded_client(struct conn *c, const struct h1_msg *m, const struc
 			c->rfam = (uint8_t)fam;
 			if (cidr_lookup_ip(t, addr, fam) == 0)
 				return;
-			end = start > 0 ? start - 1 : 0;
+			more = start > 0;
+			end = more ? start - 1 : 0;
 		}
 	}
 }

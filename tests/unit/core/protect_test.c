@@ -328,6 +328,10 @@ static const struct xff_case xff_cases[] = {
         {"10.0.0.5", {"198.51.100.1, 010.1.2.3"}, "10.0.0.5"},
         {"10.0.0.5", {"198.51.100.1, 10.1.2.3/8"}, "10.0.0.5"},
         {"10.0.0.5", {"203.0.113.7,"}, "10.0.0.5"},
+        {"10.0.0.5", {"198.51.100.1", ",10.1.2.3"}, "10.1.2.3"},
+        {"10.0.0.5", {"198.51.100.1", " \t, 10.1.2.3"}, "10.1.2.3"},
+        {"10.0.0.5", {"198.51.100.1", ""}, "10.0.0.5"},
+        {"10.0.0.5", {"198.51.100.1", "10.1.2.3", ""}, "10.0.0.5"},
         /* IPv6, and IPv4-mapped IPv6 as IPv4 */
         {"10.0.0.5", {"2001:db8::7, 2001:db8:f::1"}, "2001:db8::7"},
         {"10.0.0.5", {"::ffff:203.0.113.7"}, "203.0.113.7"},
@@ -379,6 +383,83 @@ static void test_xff_cases(void **state)
 		if (strcmp(got, k->want) != 0)
 			fail_msg("case %zu (peer %s, \"%s\"): client %s, want %s", i, k->peer,
 			         k->xff[0] != NULL ? k->xff[0] : "", got, k->want);
+	}
+	fx_free(f);
+}
+
+/* The walk against a model: X-Forwarded-For fields are one list, as if
+ * joined with commas (RFC 9110 section 5.3); read from the right, each
+ * address becomes the client and a trusted one lets the walk go on; a
+ * malformed element, an empty one included, ends it. Random lists of
+ * trusted, client and malformed elements with random blanks around them. */
+enum { E_TRUSTED, E_CLIENT, E_BAD, E_KINDS };
+
+static const char *const xff_elems[E_KINDS][3] = {
+        {"10.1.1.1", "10.2.2.2", "2001:db8:f::5"},
+        {"198.51.100.1", "203.0.113.7", "2001:db8::9"},
+        {"unknown", "1.2.3.4:80", ""},
+};
+
+static uint32_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return (uint32_t)(*x >> 32);
+}
+
+/* xff_random fills fields[] (and xff[], NULL-terminated) and returns the
+ * client the model expects behind peer 10.0.0.5. */
+static const char *xff_random(uint64_t *rng, char fields[3][160], const char *xff[4])
+{
+	static const char *const pads[] = {"", " ", "\t", " \t"};
+	const char *flat[9];
+	int kinds[9], nflat = 0, nf = 1 + (int)(xorshift(rng) % 3);
+	const char *want = "10.0.0.5";
+
+	for (int i = 0; i < nf; i++) {
+		int ne = 1 + (int)(xorshift(rng) % 3);
+		size_t n = 0;
+
+		for (int j = 0; j < ne; j++) {
+			int kind = (int)(xorshift(rng) % E_KINDS);
+			const char *text = xff_elems[kind][xorshift(rng) % 3];
+
+			n += (size_t)snprintf(fields[i] + n, 160 - n, "%s%s%s%s", j > 0 ? "," : "",
+			                      pads[xorshift(rng) % 4], text,
+			                      pads[xorshift(rng) % 4]);
+			kinds[nflat] = kind;
+			flat[nflat++] = text;
+		}
+		xff[i] = fields[i];
+	}
+	xff[nf] = NULL;
+	for (int k = nflat; k-- > 0;) {
+		if (kinds[k] == E_BAD)
+			break;
+		want = flat[k];
+		if (kinds[k] == E_CLIENT)
+			break;
+	}
+	return want;
+}
+
+static void test_xff_model(void **state)
+{
+	struct fx *f = fx_new(LISTENERS);
+	uint64_t rng = 0x9e3779b97f4a7c15u;
+	char fields[3][160];
+	const char *xff[4];
+
+	(void)state;
+	for (int iter = 0; iter < 3000; iter++) {
+		const char *want = xff_random(&rng, fields, xff);
+		const char *got = xff_client(f, "10.0.0.5", xff);
+
+		if (strcmp(got, want) != 0)
+			fail_msg("[\"%s\", \"%s\", \"%s\"]: client %s, want %s", xff[0],
+			         xff[1] != NULL ? xff[1] : "-",
+			         xff[1] != NULL && xff[2] != NULL ? xff[2] : "-", got, want);
 	}
 	fx_free(f);
 }
@@ -1343,6 +1424,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_xff_cases, fx_teardown),
+	        cmocka_unit_test_teardown(test_xff_model, fx_teardown),
 	        cmocka_unit_test_teardown(test_xff_raddr, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_no_route, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_route_acl, fx_teardown),

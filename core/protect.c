@@ -324,10 +324,6 @@ static enum protect_verdict rate_limit(struct shard *s, struct conn *c, const st
 	uint64_t max_delay = c->h2_stream ? 0 : rl->delay_ms * 1000;
 	enum rl_verdict v;
 
-	if (c->rl_granted) {
-		c->rl_granted = false;
-		return PROTECT_PASS;
-	}
 	v = rl_take(rates, rate_key(c, m, r), rlb_now_us(), rl->interval_us, tol, max_delay, &wait);
 	if (v == RL_ALLOW)
 		return PROTECT_PASS;
@@ -353,11 +349,15 @@ enum protect_verdict protect_request(struct shard *s, struct conn *c, const stru
 	struct route_stats *rs;
 	const char *rule = NULL;
 	enum filter_verdict fv;
+	bool granted = c->rl_granted;
 
+	/* A held request's grant is for this pass only, whichever way it
+	 * goes: a reload may have moved the request off its rate limit. */
+	c->rl_granted = false;
 	resolve_client(c, m, snap);
 	c->route = r != NULL ? (uint16_t)(r->index + 1) : 0;
 	rs = &s->rstats[c->route];
-	if (!c->rl_granted)
+	if (!granted)
 		rs->requests++;
 	if (r == NULL)
 		return PROTECT_PASS;
@@ -381,7 +381,7 @@ enum protect_verdict protect_request(struct shard *s, struct conn *c, const stru
 			return PROTECT_REFUSE;
 		}
 	}
-	if (r->rate_limit.enabled)
+	if (r->rate_limit.enabled && !granted)
 		return rate_limit(s, c, m, r, status);
 	return PROTECT_PASS;
 }

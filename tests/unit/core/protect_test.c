@@ -706,6 +706,33 @@ static void test_request_rate_delay(void **state)
 	fx_free(f);
 }
 
+/* A grant is for the held request's next pass only. If that pass does not
+ * reach the rate limit (a reload in between left the request with no
+ * route, or a route without one), the next request on the connection must
+ * not inherit the grant: it is counted and limited as any other. */
+static void test_request_grant_once(void **state)
+{
+	struct fx *f = fx_new(FULL);
+	struct route_stats *rs = &f->sh[0].rstats[R_DELAYED + 1];
+	struct shard *s = &f->sh[0];
+	int st;
+
+	(void)state;
+	assert_int_equal(conn_open(s, f->c, L_XFF, "192.0.2.1"), 1);
+	assert_int_equal(request(f, s, "GET", "/delayed/", NULL, R_DELAYED, &st), PROTECT_PASS);
+	assert_int_equal(request(f, s, "GET", "/delayed/", NULL, R_DELAYED, &st), PROTECT_HOLD);
+	f->c->rl_hold = false;
+	f->c->rl_granted = true;
+	assert_int_equal(request(f, s, "GET", "/delayed/", NULL, -1, &st), PROTECT_PASS);
+	assert_false(f->c->rl_granted);
+	assert_int_equal(s->rstats[0].requests, 0); /* the held request, counted before */
+	assert_int_equal(request(f, s, "GET", "/delayed/", NULL, R_DELAYED, &st), PROTECT_HOLD);
+	assert_int_equal(rs->requests, 3);
+	assert_int_equal(rs->delayed, 2);
+	protect_conn_close(s, f->c);
+	fx_free(f);
+}
+
 /* HTTP/2 streams are never held: delay mode refuses them. */
 static void test_request_rate_delay_h2(void **state)
 {
@@ -1433,6 +1460,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_request_rate_reject, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_rate_header_key, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_rate_delay, fx_teardown),
+	        cmocka_unit_test_teardown(test_request_grant_once, fx_teardown),
 	        cmocka_unit_test_teardown(test_request_rate_delay_h2, fx_teardown),
 	        cmocka_unit_test_teardown(test_note_status, fx_teardown),
 	        cmocka_unit_test_teardown(test_conn_listener_acl, fx_teardown),

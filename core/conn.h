@@ -182,6 +182,7 @@ struct conn {
 	bool counted_ip;         /* counted in limits.conns_per_ip under ip_key */
 	bool rl_hold;            /* rate limited in delay mode: the head waits in `in` */
 	bool rl_granted;         /* ... and its wait is over: pass the rate limit once */
+	bool body_paused;        /* reading a body paused in this rate window (back-pressure) */
 	uint16_t route;          /* route index + 1 of the current request; 0 = none */
 	uint64_t ip_key;         /* hash of caddr */
 	uint64_t body_win_ms;    /* start of the current body rate window */

@@ -251,7 +251,10 @@ static void forwarded_client(struct conn *c, const struct h1_msg *m, const struc
 
 		if (!h1_str_ieq(m->headers[i].name, "X-Forwarded-For"))
 			continue;
-		while (end > 0) {
+		/* A field holds one element more than it has commas, as if the
+		 * fields were joined into one list: a leading comma, or an
+		 * empty field, is an empty element and ends the walk. */
+		for (bool more = true; more;) {
 			size_t start = end, a, b;
 			uint8_t addr[16];
 			int fam;
@@ -268,7 +271,8 @@ static void forwarded_client(struct conn *c, const struct h1_msg *m, const struc
 			c->rfam = (uint8_t)fam;
 			if (cidr_lookup_ip(t, addr, fam) == 0)
 				return;
-			end = start > 0 ? start - 1 : 0;
+			more = start > 0;
+			end = more ? start - 1 : 0;
 		}
 	}
 }
@@ -356,8 +360,7 @@ enum protect_verdict protect_request(struct shard *s, struct conn *c, const stru
 	struct route_stats *rs;
 	const char *rule = NULL;
 	enum filter_verdict fv;
-
-	bool granted = c->rl_granted; /* a held request's turn has come */
+	bool granted = c->rl_granted; /* a held request's turn has come: once */
 
 	c->rl_granted = false;
 	resolve_client(c, m, snap);
@@ -399,11 +402,13 @@ void protect_body_start(struct shard *s, struct conn *c)
 {
 	c->body_win_ms = c->body_last_ms = s->now_ms;
 	c->body_win_bytes = 0;
+	c->body_paused = false;
 }
 
 /* window_check closes a body rate window that has run its length: too few
  * bytes in it while we were reading is too slow. A window in which reading
- * was paused (the backend was not taking the body) does not count. */
+ * was paused at any time (the backend was not taking the body) does not
+ * count. */
 static bool window_check(struct shard *s, struct conn *c, bool reading)
 {
 	const struct config_limits *lim = &s->cfg->limits;
@@ -411,13 +416,14 @@ static bool window_check(struct shard *s, struct conn *c, bool reading)
 
 	if (lim->body_min_rate == 0 || c->h2_stream || elapsed < lim->body_rate_window_ms)
 		return true;
-	if (reading && c->body_win_bytes * 1000 < lim->body_min_rate * elapsed) {
+	if (reading && !c->body_paused && c->body_win_bytes * 1000 < lim->body_min_rate * elapsed) {
 		s->stats.body_too_slow++;
 		set_reason(c, "body_too_slow");
 		return false;
 	}
 	c->body_win_ms = s->now_ms;
 	c->body_win_bytes = 0;
+	c->body_paused = !c->recv_on; /* still paused: the next window starts paused */
 	return true;
 }
 
@@ -614,7 +620,8 @@ static size_t route_json(const struct config *cfg, const struct snapshot *snap, 
 	if (idx == 0) {
 		PUT("{\"route\": null");
 	} else {
-		char host[600], path[600];
+		/* each byte escapes to at most 6 */
+		char host[sizeof(cfg->routes[0].host) * 6], path[sizeof(cfg->routes[0].path) * 6];
 
 		PUT("{\"route\": %u, \"host\": \"%s\", \"path\": \"%s\"", idx - 1,
 		    json_text(host, sizeof(host), cfg->routes[idx - 1].host),

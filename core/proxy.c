@@ -132,6 +132,8 @@ static void conn_update_recv(struct shard *s, struct conn *c)
 	            c->in.bytes < s->cfg->buffers.conn_bytes_max &&
 	            c->tls.in.bytes < s->cfg->buffers.conn_bytes_max;
 
+	if (!want && c->state == CONN_PROXY && c->req_phase == REQ_BODY)
+		c->body_paused = true; /* this body rate window does not count */
 	if (want && !c->recv_on) {
 		ring_recv_multishot(&s->ring, c->fd, RING_GROUP_CLIENT,
 		                    ring_ud(OP_CRECV, conn_slot(s, c), c->gen));

@@ -83,7 +83,7 @@ void filter_scratch_free(struct filter_scratch *fs);
 
 enum filter_verdict {
 	FILTER_PASS = 0,     /* forward the request */
-	FILTER_METHOD,       /* method not in the allow-list: 405 */
+	FILTER_METHOD,       /* method not in the allow-list: 403 (protect.c) */
 	FILTER_URI_TOO_LONG, /* request target over max_uri: 414 */
 	FILTER_RULE,         /* a rule matched: 403 */
 };

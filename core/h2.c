@@ -486,7 +486,9 @@ int h2_submit_response(struct shard *s, struct conn *c, const struct h1_msg *m, 
 static void submit_local(struct shard *s, struct conn *c)
 {
 	const char *body = strstr(c->local, "\r\n\r\n");
-	char status[4], len[24];
+	/* nghttp2 reads the values when the response is submitted: they live
+	 * in this frame until then */
+	char status[4], len[24], ra[16];
 	size_t n = 0, used = 0, blen;
 
 	snprintf(status, sizeof(status), "%03d", c->status);
@@ -497,8 +499,6 @@ static void submit_local(struct shard *s, struct conn *c)
 	add_nv(s, &n, &used, "content-type", 12, "text/html", 9);
 	add_nv(s, &n, &used, "content-length", 14, len, strlen(len));
 	if (c->retry_after > 0) {
-		char ra[16];
-
 		snprintf(ra, sizeof(ra), "%u", c->retry_after);
 		add_nv(s, &n, &used, "retry-after", 11, ra, strlen(ra));
 	}

@@ -1419,6 +1419,7 @@ size_t caching_stats_json(char *out, size_t cap)
 		const struct cache_zone *z = zones[i];
 		struct cache_stats t = {0};
 		uint64_t bytes = 0, count = 0;
+		char path[sizeof(z->path) * 6];
 
 		for (uint32_t p = 0; p < z->nparts; p++) {
 			const struct cache_stats *st = &z->stats[p];
@@ -1446,15 +1447,15 @@ size_t caching_stats_json(char *out, size_t cap)
 		             "\"evictions\":%llu,\"purged\":%llu,\"uncacheable\":%llu,"
 		             "\"too_big\":%llu,\"bytes_served\":%llu,\"refreshes\":%llu,"
 		             "\"invalidated\":%llu}",
-		             i > 0 ? "," : "", z->host, z->path, (unsigned long long)z->cfg.memory,
-		             (unsigned long long)bytes, (unsigned long long)count,
-		             (unsigned long long)t.hits, (unsigned long long)t.misses,
-		             (unsigned long long)t.stale, (unsigned long long)t.revalidated,
-		             (unsigned long long)t.coalesced, (unsigned long long)t.stores,
-		             (unsigned long long)t.evictions, (unsigned long long)t.purged,
-		             (unsigned long long)t.uncacheable, (unsigned long long)t.too_big,
-		             (unsigned long long)t.bytes_served, (unsigned long long)t.refreshes,
-		             (unsigned long long)t.invalidated);
+		             i > 0 ? "," : "", z->host, rlb_json_text(path, sizeof(path), z->path),
+		             (unsigned long long)z->cfg.memory, (unsigned long long)bytes,
+		             (unsigned long long)count, (unsigned long long)t.hits,
+		             (unsigned long long)t.misses, (unsigned long long)t.stale,
+		             (unsigned long long)t.revalidated, (unsigned long long)t.coalesced,
+		             (unsigned long long)t.stores, (unsigned long long)t.evictions,
+		             (unsigned long long)t.purged, (unsigned long long)t.uncacheable,
+		             (unsigned long long)t.too_big, (unsigned long long)t.bytes_served,
+		             (unsigned long long)t.refreshes, (unsigned long long)t.invalidated);
 		if (n < 0 || (size_t)n >= cap - len)
 			return 0;
 		len += (size_t)n;

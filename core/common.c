@@ -1,4 +1,4 @@
-/* core/common.c — assertion failure and boot-time allocation. */
+/* core/common.c — clocks, assertion failure, boot-time allocation, JSON text. */
 #include "core/common.h"
 
 #include <time.h>
@@ -32,4 +32,24 @@ void *rlb_xcalloc(size_t num, size_t size)
 		abort();
 	}
 	return p;
+}
+
+const char *rlb_json_text(char *out, size_t cap, const char *in)
+{
+	size_t n = 0;
+
+	for (; *in != '\0' && n + 7 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	out[n] = '\0';
+	return out;
 }

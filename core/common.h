@@ -47,6 +47,12 @@ __attribute__((noreturn, cold)) void rlb_assert_fail(const char *cond, const cha
 uint64_t rlb_now_ms(void);
 uint64_t rlb_now_us(void);
 
+/* rlb_json_text writes `in` into out[0..cap) escaped for the inside of a
+ * JSON string ('"', '\\', control bytes and bytes beyond ASCII as \\u00XX:
+ * a configured path may hold any of them); cut short rather than overrun.
+ * Returns out. */
+const char *rlb_json_text(char *out, size_t cap, const char *in);
+
 /* rlb_xmalloc allocates at boot or on the control thread; it dies on OOM,
  * because a process that cannot build its configuration cannot serve. */
 void *rlb_xcalloc(size_t num, size_t size);

@@ -576,28 +576,6 @@ static void anomaly_tick(const struct config *cfg, uint64_t now_ms)
 		len += n_ > 0 ? (size_t)n_ : 0;                                                    \
 	} while (0)
 
-/* json_text escapes a configured string for a JSON string: a path may
- * hold quotes, backslashes and bytes beyond ASCII. */
-static const char *json_text(char *out, size_t cap, const char *in)
-{
-	size_t n = 0;
-
-	for (; *in != '\0' && n + 7 < cap; in++) {
-		unsigned char ch = (unsigned char)*in;
-
-		if (ch == '"' || ch == '\\') {
-			out[n++] = '\\';
-			out[n++] = (char)ch;
-		} else if (ch < 0x20 || ch >= 0x7f) {
-			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
-		} else {
-			out[n++] = (char)ch;
-		}
-	}
-	out[n] = '\0';
-	return out;
-}
-
 static size_t route_json(const struct config *cfg, const struct snapshot *snap, uint32_t idx,
                          char *buf, size_t cap)
 {
@@ -624,8 +602,8 @@ static size_t route_json(const struct config *cfg, const struct snapshot *snap, 
 		char host[sizeof(cfg->routes[0].host) * 6], path[sizeof(cfg->routes[0].path) * 6];
 
 		PUT("{\"route\": %u, \"host\": \"%s\", \"path\": \"%s\"", idx - 1,
-		    json_text(host, sizeof(host), cfg->routes[idx - 1].host),
-		    json_text(path, sizeof(path), cfg->routes[idx - 1].path));
+		    rlb_json_text(host, sizeof(host), cfg->routes[idx - 1].host),
+		    rlb_json_text(path, sizeof(path), cfg->routes[idx - 1].path));
 	}
 	PUT(", \"requests\": %llu, \"errors_5xx\": %llu, \"rate_limited\": %llu, \"delayed\": "
 	    "%llu, "

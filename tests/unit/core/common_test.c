@@ -36,7 +36,9 @@ static void test_json_text_truncates(void **state)
 		char *out = malloc(cap);
 
 		assert_non_null(out);
-		rlb_json_text(out, cap, "\"\"\"\"\"\x01\x02\x03" "abcdefghij\\\\\\");
+		rlb_json_text(out, cap,
+		              "\"\"\"\"\"\x01\x02\x03"
+		              "abcdefghij\\\\\\");
 		assert_true(strlen(out) < cap);
 		/* no escape is cut: every backslash starts a whole escape */
 		for (const char *p = out; *p != '\0'; p++) {
